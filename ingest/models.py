@@ -1,0 +1,204 @@
+"""The document a CMS reads, as pydantic models.
+
+``Content`` is what an article *says*; its canonical JSON is hashed into ``content_sha256``, so two
+inputs with the same content are the same version whatever their timestamps or file names.
+``Document`` adds identity, versioning and provenance around it. The JSON Schemas in ``schemas/`` are
+generated from these classes (``python -m ingest.schema``); a test fails when they are stale.
+
+Field names borrow from IPTC ninjs 2.1 and Arc XP ANS where they fit; the README maps them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+#: Bumped when a change to ``Document`` would break a CMS that reads it.
+SCHEMA_VERSION = "1.0"
+
+NonEmpty = Annotated[str, Field(min_length=1)]
+Action = Literal["created", "updated", "corrected", "rolled_back"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Block(_Model):
+    """One block of the story body, in reading order."""
+
+    type: Literal["paragraph", "heading"] = Field(
+        description="`paragraph` for story text; `heading` for a sub-heading inside the story."
+    )
+    text: NonEmpty = Field(
+        description="The block exactly as in the input (line breaks normalised to LF, nothing else changed)."
+    )
+
+
+class RelatedLink(_Model):
+    """A related-link (recirculation) item taken out of the body, with where it stood."""
+
+    title: str = Field(description="The linked headline, without its label, URL or media tag.")
+    url: str | None = Field(default=None, description="The link target when the input carried one.")
+    label: str | None = Field(
+        default=None, description='The teaser label as written, e.g. "READ MORE", "SEE ALSO", "Related".'
+    )
+    media: str | None = Field(default=None, description='A media tag such as "PHOTOS" or "VIDEO", if present.')
+    heading: str | None = Field(
+        default=None, description="The module heading this item stood under, e.g. 'More from The Daily Beast'."
+    )
+    position: int = Field(ge=0, description="How many body blocks precede it; 0 means before the first one.")
+    text: NonEmpty = Field(description="The input line exactly as it was, so a CMS can put it back verbatim.")
+
+
+class ModuleHeading(_Model):
+    """A module heading ('Related from X', 'RELATED COVERAGE'), kept apart from the body."""
+
+    text: NonEmpty = Field(description="The heading line exactly as in the input.")
+    position: int = Field(ge=0, description="How many body blocks precede it.")
+
+
+class Boilerplate(_Model):
+    """A line that is neither story nor link: social and newsletter prompts, ad slots, widget labels."""
+
+    kind: Literal["cta", "page-furniture"] = Field(
+        description="`cta`: follow/subscribe/share/comment prompts; `page-furniture`: ad slots, widget labels, "
+        "credits, script residue."
+    )
+    text: NonEmpty = Field(description="The line exactly as in the input.")
+    position: int = Field(ge=0, description="How many body blocks precede it.")
+
+
+class Content(_Model):
+    """What the article says. Everything here, and nothing else, goes into ``content_sha256``."""
+
+    headline: NonEmpty = Field(description="The headline, once (a repeated headline line is dropped).")
+    byline: str | None = Field(default=None, description="Author credit as given by the input.")
+    section: str | None = Field(default=None, description="Desk or section, as given by the input.")
+    tags: list[str] = Field(default_factory=list, description="Keywords or subjects, as given by the input.")
+    language: str | None = Field(default=None, description="BCP 47 language tag, when the input gives one.")
+    url: str | None = Field(default=None, description="Canonical URL of the article, when known.")
+    published_at: datetime | None = Field(default=None, description="First publication time from the input.")
+    updated_at: datetime | None = Field(default=None, description="Last update time stated by the input.")
+    withdrawn: bool = Field(default=False, description="True when the source withdrew (killed) the story.")
+    body: list[Block] = Field(min_length=1, description="The story text, in order, without any module lines.")
+    related_links: list[RelatedLink] = Field(default_factory=list, description="Related-link modules, in order.")
+    module_headings: list[ModuleHeading] = Field(
+        default_factory=list, description="Headings of related-link modules, in order."
+    )
+    boilerplate: list[Boilerplate] = Field(
+        default_factory=list, description="Calls to action and page furniture, in order."
+    )
+
+    def sha256(self) -> str:
+        """Hash of the canonical JSON of the content: sorted keys, UTF-8, no insignificant whitespace."""
+        canonical = json.dumps(
+            self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":")
+        )
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class SourceInfo(_Model):
+    """Where the document came from and how the input was read."""
+
+    format: NonEmpty = Field(description="Input format name, as listed by `ingest formats`.")
+    file_name: NonEmpty = Field(description="Base name of the input file.")
+    raw_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the input bytes as received.")
+    raw_key: str | None = Field(default=None, description="Storage key of the archived input bytes.")
+    size_bytes: int = Field(ge=0, description="Size of the input in bytes.")
+    received_at: datetime = Field(description="When this input was read (UTC).")
+    encoding: str = Field(description="Text encoding the input was decoded with, e.g. `utf-8`, `cp1252`.")
+    encoding_rule: Literal["bom", "utf-8", "cp1252-fallback"] = Field(
+        description="Why that encoding: a byte-order mark, valid UTF-8, or the Windows-1252 fallback for "
+        "bytes that are not UTF-8."
+    )
+    line_endings: Literal["lf", "crlf", "cr", "mixed", "none"] = Field(
+        description="Line endings found in the input; the document always uses LF."
+    )
+    headline_repeated: bool = Field(
+        default=False,
+        description="True when the input repeated the headline as its next line (a scraping artefact that "
+        "is dropped, the one input line not kept in the document).",
+    )
+
+
+class Correction(_Model):
+    """An editor's correction note, recorded on the version it made."""
+
+    note: NonEmpty = Field(description="What was corrected and why, as the editor wrote it.")
+    editor: str | None = Field(default=None, description="Who made the correction.")
+
+
+class ChangeSummary(_Model):
+    """How this version differs from the previous one, paragraph by paragraph."""
+
+    paragraphs_added: int = Field(ge=0)
+    paragraphs_removed: int = Field(ge=0)
+    paragraphs_changed: int = Field(ge=0)
+    links_added: int = Field(ge=0)
+    links_removed: int = Field(ge=0)
+    headline_changed: bool = False
+
+
+class VersionRecord(_Model):
+    """One earlier version, as listed in a document's ``history``."""
+
+    version: int = Field(ge=1)
+    content_sha256: str
+    action: Action
+    created_at: datetime
+    note: str | None = None
+    editor: str | None = None
+
+
+class Document(Content):
+    """One immutable version of an article, as stored at ``articles/{id}/v{version}.json``."""
+
+    schema_version: Literal["1.0"] = Field(default=SCHEMA_VERSION, description="Version of this schema.")
+    id: str = Field(
+        pattern=r"^[A-Za-z0-9._-]{1,200}$",
+        description="Stable article identity: front-matter `id`, else the file name stem, made key-safe "
+        "(never contains `..`).",
+    )
+    version: int = Field(ge=1, description="1 for the first version, +1 for every content change.")
+    content_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the canonical content.")
+    action: Action = Field(description="What made this version: created, updated, corrected or rolled_back.")
+    created_at: datetime = Field(description="When this version was stored (UTC).")
+    previous_version: int | None = Field(default=None, description="The version this one replaced.")
+    correction: Correction | None = Field(default=None, description="The editor's note, for corrections.")
+    rolled_back_to: int | None = Field(default=None, description="For a rollback: whose content this is.")
+    change_summary: ChangeSummary | None = Field(default=None, description="Difference to the previous version.")
+    source: SourceInfo
+    history: list[VersionRecord] = Field(
+        default_factory=list, description="Every earlier version of this article, oldest first."
+    )
+
+    @field_validator("id")
+    @classmethod
+    def _no_parent(cls, value: str) -> str:
+        if ".." in value:
+            raise ValueError("must not contain '..'")
+        return value
+
+    def content(self) -> Content:
+        """The hashed part of this document."""
+        return Content.model_validate(self.model_dump(include=set(Content.model_fields)))
+
+    def to_json(self) -> bytes:
+        """The exact bytes stored for this version (and for ``latest.json``)."""
+        return self.model_dump_json(indent=2).encode("utf-8") + b"\n"
+
+
+class ChangeEntry(_Model):
+    """One line of the changes feed: a new version a CMS should pick up."""
+
+    id: str = Field(description="Article id.")
+    version: int = Field(ge=1, description="The new version number.")
+    key: str = Field(description="Storage key of the version document.")
+    action: Action = Field(description="created, updated, corrected or rolled_back.")
+    content_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    time: datetime = Field(description="When the version was stored (UTC).")

@@ -1,0 +1,60 @@
+"""Input formats, one module each, registered here in one explicit list.
+
+Adding a format is one new module exposing a ``Parser`` plus one line in ``_BUILTIN``. The registry
+refuses two formats of one name, and ``ingest formats`` lists what is registered.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+
+from ingest.errors import ConfigError, ParseError
+from ingest.parsers import text
+from ingest.parsers.base import Parsed, Parser
+
+__all__ = ["Parsed", "Parser", "Registry", "registry"]
+
+
+class Registry:
+    """Formats by name, in the order they are tried when content decides."""
+
+    def __init__(self) -> None:
+        self._parsers: dict[str, Parser] = {}
+
+    def register(self, parser: Parser) -> None:
+        if parser.name in self._parsers:
+            raise ConfigError(f"input format {parser.name!r} is registered twice")
+        self._parsers[parser.name] = parser
+
+    def get(self, name: str) -> Parser:
+        try:
+            return self._parsers[name]
+        except KeyError:
+            known = ", ".join(self._parsers)
+            raise ConfigError(f"unknown input format {name!r} (known: {known})") from None
+
+    def all(self) -> list[Parser]:
+        return list(self._parsers.values())
+
+    def detect(self, file_name: str, text: str) -> Parser:
+        """Pick the parser by content first; the file name ending breaks ties; plain text is the fallback."""
+        suffix = PurePath(file_name).suffix.lower()
+        sniffed = [p for p in self._parsers.values() if p.sniff(text)]
+        for parser in sniffed:
+            if suffix in parser.extensions:
+                return parser
+        if sniffed:
+            return sniffed[0]
+        for parser in self._parsers.values():
+            if suffix in parser.extensions:
+                return parser
+        if "text" in self._parsers:
+            return self._parsers["text"]
+        raise ParseError(file_name, "no input format recognises this file", check="format")
+
+
+_BUILTIN: tuple[Parser, ...] = (text.PARSER,)
+
+registry = Registry()
+for _parser in _BUILTIN:
+    registry.register(_parser)

@@ -1,0 +1,349 @@
+"""The unit of work: one input file in, one outcome out. Never exits, never prints.
+
+``prepare`` is pure (bytes in, document content out) so it can run anywhere. Committing to storage
+is idempotent and ordered so that a crash between any two writes is repaired by running again::
+
+    1. articles/{id}/v{N}.json     If-None-Match: *   (the version number is claimed exactly once)
+    2. raw/{id}/v{N}{ext}          If-None-Match: *   (only the winner of v{N} archives its input)
+    3. changes/{time}-{run}.jsonl  one object per batch, after every version of the batch is written
+    4. articles/{id}/latest.json   If-Match: <etag read in step 0>, retried until it holds the highest
+
+Step 0 is one GET of ``latest.json``; an unchanged re-send stops there (one request). A lost race on
+step 1 reads the winner: if it holds our content it is ours (a retried request that had succeeded,
+or a run that died before step 4) and we carry on from step 2; otherwise we try the next number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import ValidationError
+
+from ingest.errors import InputError, InvalidDocument, StoreConflict, StoreError
+from ingest.models import ChangeEntry, Content, Correction, Document, SourceInfo, VersionRecord
+from ingest.parsers import registry
+from ingest.reader import decode, read_bytes
+from ingest.settings import Settings
+from ingest.split import Rules
+from ingest.stores.s3 import S3Store, Stored
+from ingest.versioning import Keys, changes_prefix, id_from_file_name, raw_extension, safe_id, summarize
+
+log = logging.getLogger("ingest.pipeline")
+
+OutcomeWord = Literal["created", "updated", "unchanged", "stale", "failed"]
+#: Races lost in a row on one article before giving up (each loss means another writer progressed).
+MAX_RACES = 64
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One input, read and parsed, ready to be versioned. Holds no storage state."""
+
+    path: str
+    id: str
+    raw: bytes
+    raw_ext: str
+    content: Content
+    source: SourceInfo
+    note: str | None = None
+    editor: str | None = None
+
+    @property
+    def content_sha256(self) -> str:
+        return self.content.sha256()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one input. ``outcome`` and the JSON field names are a public contract."""
+
+    path: str
+    outcome: OutcomeWord
+    id: str | None = None
+    version: int | None = None
+    key: str | None = None
+    error: InputError | None = None
+    message: str | None = None
+
+    def as_json(self) -> dict[str, object]:
+        data: dict[str, object] = {"path": self.path, "id": self.id, "version": self.version,
+                                   "outcome": self.outcome, "key": self.key}
+        if self.error is not None:
+            data["error"] = self.error.as_dict()
+        if self.message:
+            data["message"] = self.message
+        return data
+
+    def line(self) -> str:
+        """One human line: ``created  path -> key (v1)``."""
+        if self.error is not None:
+            return f"failed     {self.error}"
+        extra = f" ({self.message})" if self.message else ""
+        return f"{self.outcome:<10} {self.path} -> {self.key}{extra}"
+
+
+def prepare(data: bytes, file_name: str, rules: Rules, *, display: str | None = None,
+            received_at: datetime | None = None, doc_id: str | None = None) -> Prepared:
+    """Read, parse and split one input. Pure: the same bytes give the same content and hash."""
+    shown = display or file_name
+    decoded = decode(data, shown)
+    parser = registry.detect(file_name, decoded.text)
+    parsed = parser.parse(decoded, shown, rules)
+    article_id = safe_id(doc_id, shown) if doc_id else (
+        safe_id(parsed.id, shown) if parsed.id else id_from_file_name(file_name, shown))
+    source = SourceInfo(
+        format=parser.name,
+        file_name=Path(file_name).name or file_name,
+        raw_sha256=hashlib.sha256(data).hexdigest(),
+        size_bytes=len(data),
+        received_at=received_at or _now(),
+        encoding=decoded.encoding,
+        encoding_rule=decoded.rule,
+        line_endings=decoded.line_endings,
+        headline_repeated=parsed.headline_repeated,
+    )
+    return Prepared(path=shown, id=article_id, raw=data, raw_ext=raw_extension(file_name), content=parsed.content,
+                    source=source, note=parsed.note, editor=parsed.editor)
+
+
+def prepare_file(path: Path, settings: Settings) -> Prepared:
+    """Read a file within the size limit and prepare it."""
+    return prepare(read_bytes(path, settings.max_bytes), path.name, settings.rules, display=str(path))
+
+
+def draft(prepared: Prepared) -> Document:
+    """The document ``prepared`` would become as a new article (what ``ingest parse`` prints)."""
+    return _build(prepared, None, 1, _now(), prefix="")
+
+
+# ---------------------------------------------------------------------------------------------- storage
+
+
+@dataclass
+class _Pending:
+    """A version written in step 1-2 whose feed entry and latest pointer are still to come."""
+
+    outcome: Outcome
+    document: Document
+    body: bytes
+    latest_etag: str | None
+
+
+@dataclass
+class Committer:
+    """Writes prepared inputs to storage in batches, in the crash-safe order described above."""
+
+    store: S3Store
+    prefix: str
+    run_id: str = field(default_factory=lambda: _now().strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3))
+    _batches: int = 0
+
+    def commit(self, items: Sequence[Prepared], *, note: str | None = None, editor: str | None = None) -> list[Outcome]:
+        """Commit one batch; ``note``/``editor`` apply to every item (front matter can also carry them)."""
+        self.store.ensure_bucket()
+        outcomes: list[Outcome] = []
+        pending: list[_Pending] = []
+        for item in items:
+            result = self._write_version(item, note or item.note, editor or item.editor)
+            if isinstance(result, _Pending):
+                pending.append(result)
+                outcomes.append(result.outcome)
+            else:
+                outcomes.append(result)
+        self._write_changes([p.document for p in pending])
+        for p in pending:
+            self._point_latest(p)
+        return outcomes
+
+    def rollback(self, article_id: str, to: int, note: str, editor: str | None) -> Outcome:
+        """Make a new version whose content is version ``to``'s."""
+        self.store.ensure_bucket()
+        keys = Keys(self.prefix, article_id)
+        target = self.store.get(keys.version(to))
+        if target is None:
+            raise InvalidDocument(article_id, f"has no version {to} to roll back to", check="rollback")
+        old = Document.model_validate_json(target.body)
+        prepared = Prepared(path=f"{article_id}@v{to}", id=article_id, raw=b"", raw_ext="",
+                            content=old.content(), source=old.source, note=note, editor=editor)
+        result = self._write_version(prepared, note, editor, rolled_back_to=to)
+        if isinstance(result, Outcome):
+            return result
+        self._write_changes([result.document])
+        self._point_latest(result)
+        return result.outcome
+
+    # ---- step 0-2
+
+    def _write_version(self, item: Prepared, note: str | None, editor: str | None,
+                       rolled_back_to: int | None = None) -> _Pending | Outcome:
+        keys = Keys(self.prefix, item.id)
+        sha = item.content_sha256
+        latest = self.store.get(keys.latest)
+        latest_etag = latest.etag if latest else None
+        prev = _load(latest, keys.latest)
+        for _ in range(MAX_RACES):
+            if prev is not None and prev.content_sha256 == sha:
+                msg = "note not recorded: content unchanged" if note else None
+                return Outcome(item.path, "unchanged", item.id, prev.version, keys.version(prev.version), message=msg)
+            if prev is not None and rolled_back_to is None:
+                # Only an explicit rollback may bring superseded content back.
+                earlier = [h.version for h in prev.history if h.content_sha256 == sha]
+                if earlier:
+                    return Outcome(item.path, "stale", item.id, prev.version, keys.version(prev.version),
+                                   message=f"same content as superseded v{earlier[-1]}; latest is v{prev.version}")
+            number = prev.version + 1 if prev else 1
+            doc = _build(item, prev, number, _now(), self.prefix, note=note, editor=editor,
+                         rolled_back_to=rolled_back_to)
+            body = doc.to_json()
+            if self.store.put_new(keys.version(number), body):
+                break
+            winner = self.store.get(keys.version(number))
+            theirs = _load(winner, keys.version(number))
+            if theirs is None:  # vanished between the two requests: try the same number again
+                continue
+            if theirs.content_sha256 == sha and winner is not None and (rolled_back_to is None or prev is None
+                                                                        or theirs.rolled_back_to == rolled_back_to):
+                # Ours already: a retried PUT that had succeeded, or an earlier run that died after step 1.
+                doc, body = theirs, winner.body
+                break
+            prev = theirs
+        else:
+            raise StoreConflict(f"gave up on {item.id} after losing {MAX_RACES} races in a row",
+                                operation="PUT", key=keys.version(0))
+        if item.raw:
+            self.store.put_new(keys.raw(doc.version, item.raw_ext), item.raw, _raw_type(item.raw_ext))
+        word: OutcomeWord = "created" if doc.version == 1 else "updated"
+        outcome = Outcome(item.path, word, item.id, doc.version, keys.version(doc.version))
+        return _Pending(outcome, doc, body, latest_etag)
+
+    # ---- step 3
+
+    def _write_changes(self, docs: Iterable[Document]) -> None:
+        lines = [
+            ChangeEntry(id=d.id, version=d.version, key=Keys(self.prefix, d.id).version(d.version), action=d.action,
+                        content_sha256=d.content_sha256, time=d.created_at).model_dump_json()
+            for d in docs
+        ]
+        if not lines:
+            return
+        self._batches += 1
+        key = f"{changes_prefix(self.prefix)}{_now().strftime('%Y%m%dT%H%M%S%fZ')}-{self.run_id}-{self._batches:05d}.jsonl"
+        self.store.put(key, ("\n".join(lines) + "\n").encode("utf-8"), "application/x-ndjson")
+
+    # ---- step 4
+
+    def _point_latest(self, p: _Pending) -> None:
+        key = Keys(self.prefix, p.document.id).latest
+        etag = p.latest_etag
+        for _ in range(MAX_RACES):
+            if self.store.replace(key, p.body, etag):
+                return
+            current = self.store.get(key)
+            doc = _load(current, key)
+            if doc is not None and doc.version >= p.document.version:
+                return  # a newer (or our own retried) write is already there
+            etag = current.etag if current else None
+        raise StoreConflict(f"could not update {key} after {MAX_RACES} tries", operation="PUT", key=key)
+
+
+def ingest_files(paths: Sequence[Path], settings: Settings, store: S3Store, *, note: str | None = None,
+                 editor: str | None = None, on_outcome: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+    """Ingest files in batches of ``settings.batch_size``. Bad files become ``failed`` outcomes;
+    a storage failure raises ``StoreError`` (the run cannot go on)."""
+    committer = Committer(store, settings.prefix)
+    outcomes: list[Outcome] = []
+    for start in range(0, len(paths), settings.batch_size):
+        batch: list[Prepared] = []
+        for path in paths[start : start + settings.batch_size]:
+            result = safe_prepare(path, settings)
+            if isinstance(result, Outcome):
+                outcomes.append(result)
+                if on_outcome:
+                    on_outcome(result)
+            else:
+                batch.append(result)
+        for outcome in committer.commit(batch, note=note, editor=editor):
+            outcomes.append(outcome)
+            if on_outcome:
+                on_outcome(outcome)
+    return outcomes
+
+
+def safe_prepare(path: Path, settings: Settings) -> Prepared | Outcome:
+    """``prepare_file``, with any per-file failure turned into a ``failed`` outcome, bugs included."""
+    try:
+        return prepare_file(path, settings)
+    except InputError as exc:
+        return Outcome(str(path), "failed", error=exc)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        err = InvalidDocument(str(path), f"field {where}: {first['msg']}", check="schema", field=where)
+        return Outcome(str(path), "failed", error=err)
+    except RecursionError:
+        return Outcome(str(path), "failed", error=InvalidDocument(str(path), "is nested too deeply", check="depth"))
+    except (StoreError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # a bug in one parser must not take the other files down
+        log.exception("internal error while reading %s", path)
+        err = InputError(str(path), f"internal error ({type(exc).__name__}: {exc}); please report it", check="internal")
+        return Outcome(str(path), "failed", error=err)
+
+
+def _build(item: Prepared, prev: Document | None, number: int, now: datetime, prefix: str, *,
+           note: str | None = None, editor: str | None = None, rolled_back_to: int | None = None) -> Document:
+    if rolled_back_to is not None:
+        action: Literal["created", "updated", "corrected", "rolled_back"] = "rolled_back"
+    elif prev is None:
+        action = "created"
+    elif note:
+        action = "corrected"
+    else:
+        action = "updated"
+    history = [*prev.history, VersionRecord(
+        version=prev.version, content_sha256=prev.content_sha256, action=prev.action, created_at=prev.created_at,
+        note=prev.correction.note if prev.correction else None,
+        editor=prev.correction.editor if prev.correction else None)] if prev else []
+    source = item.source
+    if item.raw:
+        source = source.model_copy(update={"raw_key": Keys(prefix, item.id).raw(number, item.raw_ext)})
+    return Document(
+        **item.content.model_dump(),
+        id=item.id,
+        version=number,
+        content_sha256=item.content_sha256,
+        action=action,
+        created_at=now,
+        previous_version=prev.version if prev else None,
+        correction=Correction(note=note, editor=editor) if note else None,
+        rolled_back_to=rolled_back_to,
+        change_summary=summarize(prev.content(), item.content) if prev else None,
+        source=source,
+        history=history,
+    )
+
+
+def _load(stored: Stored | None, key: str) -> Document | None:
+    if stored is None:
+        return None
+    try:
+        return Document.model_validate_json(stored.body)
+    except ValidationError as exc:
+        raise StoreError(f"stored document {key} is not a valid document: {exc.errors()[0]['msg']}",
+                         operation="GET", key=key) from exc
+
+
+def _raw_type(ext: str) -> str:
+    return {".json": "application/json", ".xml": "application/xml", ".txt": "text/plain",
+            ".md": "text/markdown"}.get(ext, "application/octet-stream")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,138 @@
+"""Reading input bytes safely and turning them into text by a fixed, recorded rule.
+
+The encoding rule, in order:
+
+1. a byte-order mark (UTF-8, UTF-16 LE/BE, UTF-32 LE/BE) decides, and the mark is removed;
+2. otherwise bytes that are valid UTF-8 are UTF-8;
+3. otherwise they are read as Windows-1252 (what legacy newsroom systems write); bytes that are not
+   defined in Windows-1252 either are refused.
+
+Text holding NUL or other control characters (besides tab, LF, CR and form feed) is refused as binary:
+an image renamed ``.txt`` must not become an article. Line endings become LF; the original style is
+recorded. ``decode`` is pure; ``read_bytes`` is the only function here that touches the file system.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import re
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from ingest.errors import ReadError
+
+LineEndings = Literal["lf", "crlf", "cr", "mixed", "none"]
+EncodingRule = Literal["bom", "utf-8", "cp1252-fallback"]
+
+_BOMS: tuple[tuple[bytes, str], ...] = (
+    # UTF-32 first: its LE mark starts with the UTF-16 LE mark.
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """Text ready for a parser, and how it was obtained."""
+
+    text: str
+    encoding: str
+    rule: EncodingRule
+    line_endings: LineEndings
+
+
+def read_bytes(path: Path, max_bytes: int) -> bytes:
+    """Read a regular file of at most ``max_bytes``, refusing larger ones before reading them."""
+    name = str(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOCTTY", 0))
+    except FileNotFoundError:
+        raise ReadError(name, "no such file", check="missing") from None
+    except IsADirectoryError:
+        raise ReadError(name, "is a directory, not a file", check="not-a-file") from None
+    except PermissionError:
+        raise ReadError(name, "permission denied", check="permission") from None
+    except OSError as exc:
+        raise ReadError(name, f"cannot open: {exc.strerror or exc}", check="open") from exc
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        what = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+        raise ReadError(name, f"is {what}, not an article file", check="not-a-file")
+    with os.fdopen(fd, "rb") as fh:
+        if info.st_size > max_bytes:
+            raise ReadError(name, f"is {_size(info.st_size)}, above the {_size(max_bytes)} limit", check="size-limit")
+        # Read one byte past the limit: a file still growing after fstat is refused, not truncated.
+        data = fh.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ReadError(name, f"grew past the {_size(max_bytes)} limit while being read", check="size-limit")
+    return data
+
+
+def decode(data: bytes, name: str) -> Decoded:
+    """Decode input bytes by the module's encoding rule; raise ``ReadError`` naming ``name``."""
+    encoding: str
+    rule: EncodingRule
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            encoding, rule = codec, "bom"
+            try:
+                text = data[len(bom) :].decode(codec)
+            except UnicodeDecodeError as exc:
+                raise ReadError(name, f"has a {codec} byte-order mark but invalid {codec} at byte {exc.start + len(bom)}", check="encoding") from None
+            break
+    else:
+        if b"\x00" in data:
+            raise ReadError(name, f"is binary, not text (NUL byte at offset {data.index(0)})", check="binary")
+        try:
+            text, encoding, rule = data.decode("utf-8"), "utf-8", "utf-8"
+        except UnicodeDecodeError:
+            try:
+                text, encoding, rule = data.decode("cp1252"), "cp1252", "cp1252-fallback"
+            except UnicodeDecodeError as exc:
+                raise ReadError(
+                    name,
+                    f"is neither UTF-8 nor Windows-1252 text (byte 0x{data[exc.start]:02x} at offset {exc.start})",
+                    check="encoding",
+                ) from None
+    found = _CONTROL.search(text)
+    if found is not None:
+        line = text.count("\n", 0, found.start()) + 1
+        kind = "binary, not text" if found.group() == "\x00" else "not clean text"
+        raise ReadError(name, f"is {kind} (control character U+{ord(found.group()):04X} on line {line})", check="binary")
+    return Decoded(text=_to_lf(text), encoding=encoding, rule=rule, line_endings=_line_endings(text))
+
+
+def _line_endings(text: str) -> LineEndings:
+    crlf = text.count("\r\n")
+    cr = text.count("\r") - crlf
+    lf = text.count("\n") - crlf
+    kinds = [kind for kind, n in (("crlf", crlf), ("cr", cr), ("lf", lf)) if n]
+    if not kinds:
+        return "none"
+    if len(kinds) > 1:
+        return "mixed"
+    found: LineEndings = kinds[0]  # type: ignore[assignment]  # one of the three literals above
+    return found
+
+
+def _to_lf(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} bytes"
+    size = float(n)
+    for unit in ("KiB", "MiB", "GiB"):
+        size /= 1024
+        if size < 1024 or unit == "GiB":
+            break
+    return f"{size:.1f} {unit}"

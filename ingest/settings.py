@@ -1,0 +1,200 @@
+"""All configuration, in one object, with one precedence rule.
+
+Precedence, highest first::
+
+    command-line flags  >  INGEST_* environment variables  >  the YAML config file  >  defaults
+
+The config file is ``--config PATH``, else ``$INGEST_CONFIG``, else ``./config/ingest.yaml`` when it
+exists. An environment variable that is set but empty counts as set (``INGEST_PREFIX=`` means "no
+prefix"). Storage endpoint and credentials are not ours: boto3 reads them the standard AWS way
+(``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_PROFILE``, ...).
+
+This is the only module that reads ``os.environ`` for ingest's own settings.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ingest.errors import ConfigError
+from ingest.split import Rule, Rules
+
+_ENV_PREFIX = "INGEST_"
+_DEFAULT_CONFIG = Path("config/ingest.yaml")
+
+
+def _default_rules_file() -> Path:
+    """The packaged rules: ``ingest/_config`` in a wheel, ``config/`` beside the package in a checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_config" / "modules.yaml", here.parent / "config" / "modules.yaml"):
+        if candidate.is_file():
+            return candidate
+    return here.parent / "config" / "modules.yaml"
+
+
+class RuleSpec(BaseModel):
+    """One detection rule as written in YAML."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    kind: Literal["link", "heading", "cta", "furniture"]
+    pattern: str = Field(min_length=1)
+    ignore_case: bool = False
+    max_chars: int | None = Field(default=None, gt=0)
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+    def compile(self) -> Rule:
+        flags = re.IGNORECASE if self.ignore_case else 0
+        return Rule(self.name, self.kind, re.compile(self.pattern, flags), self.max_chars)
+
+
+class RulesFile(BaseModel):
+    """The shape of ``config/modules.yaml``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    heading_items: int = Field(default=8, ge=0, le=50)
+    item_max_chars: int = Field(default=160, gt=0)
+    rules: list[RuleSpec]
+
+
+class ModuleSettings(BaseModel):
+    """How module detection is set up: a rules file, plus rules added or switched off."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rules_file: Path | None = Field(default=None, description="Rules YAML; default: the packaged rules.")
+    add: list[RuleSpec] = Field(default_factory=list, description="Extra rules, tried before the file's.")
+    disable: list[str] = Field(default_factory=list, description="Names of rules to switch off.")
+
+
+class Settings(BaseModel):
+    """Everything a run needs to know. Build it with ``load_settings``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bucket: str = Field(default="ingest", min_length=3, max_length=63, description="S3 bucket for documents.")
+    prefix: str = Field(default="", description="Key prefix under the bucket; empty for none.")
+    max_bytes: int = Field(default=5 * 1024 * 1024, gt=0, description="Largest input file accepted, in bytes.")
+    batch_size: int = Field(
+        default=100, ge=1, le=10_000, description="Files per changes-feed object (one S3 write per batch)."
+    )
+    retry_attempts: int = Field(default=6, ge=1, le=20, description="Tries per S3 request, first one included.")
+    retry_max_seconds: float = Field(
+        default=60.0, gt=0, description="Give up retrying one S3 request after this many seconds in all."
+    )
+    modules: ModuleSettings = Field(default_factory=ModuleSettings)
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", value):
+            raise ValueError("must be 3-63 lowercase letters, digits, dots or hyphens (an S3 bucket name)")
+        return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        value = value.strip("/")
+        if ".." in value.split("/"):
+            raise ValueError("must not contain '..'")
+        return f"{value}/" if value else ""
+
+    @cached_property
+    def rules(self) -> Rules:
+        """The compiled module-detection rules."""
+        return load_rules(self.modules)
+
+
+def load_rules(modules: ModuleSettings) -> Rules:
+    path = modules.rules_file or _default_rules_file()
+    raw = _read_yaml(path)
+    try:
+        spec = RulesFile.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, str(path))) from exc
+    known = {r.name for r in spec.rules} | {r.name for r in modules.add}
+    unknown = [name for name in modules.disable if name not in known]
+    if unknown:
+        raise ConfigError(f"modules.disable: no rule named {', '.join(map(repr, unknown))}")
+    chosen = [r.compile() for r in [*modules.add, *spec.rules] if r.name not in modules.disable]
+    return Rules(tuple(chosen), heading_items=spec.heading_items, item_max_chars=spec.item_max_chars)
+
+
+def load_settings(
+    cli: Mapping[str, Any] | None = None,
+    *,
+    config: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Merge defaults, the config file, ``INGEST_*`` variables and flags (``None`` flags are unset)."""
+    env = os.environ if env is None else env
+    path = config or (Path(env["INGEST_CONFIG"]) if env.get("INGEST_CONFIG") else None)
+    explicit = path is not None
+    path = path or _DEFAULT_CONFIG
+    merged: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    if path.is_file():
+        data = _read_yaml(path)
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: must be a mapping of settings, not {type(data).__name__}")
+        merged.update(data)
+        origin.update(dict.fromkeys(data, str(path)))
+    elif explicit:
+        raise ConfigError(f"{path}: config file not found")
+    for field_name in Settings.model_fields:
+        var = _ENV_PREFIX + field_name.upper()
+        if var in env and field_name != "modules":
+            merged[field_name] = env[var]
+            origin[field_name] = f"${var}"
+    if env.get("INGEST_RULES"):
+        merged["modules"] = {**merged.get("modules", {}), "rules_file": env["INGEST_RULES"]}
+    for key, value in (cli or {}).items():
+        if value is not None:
+            merged[key] = value
+            origin[key] = "command line"
+    try:
+        settings = Settings.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, "settings", origin)) from exc
+    _ = settings.rules  # compile now, so a bad rule is a config error before any file is touched
+    return settings
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        with path.open("rb") as fh:
+            return yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+
+
+def _describe(exc: ValidationError, where: str, origin: Mapping[str, str] | None = None) -> str:
+    """A pydantic error as one line: which key, from where, and why."""
+    parts = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        source = (origin or {}).get(str(err["loc"][0]), where) if err["loc"] else where
+        parts.append(f"{key} (from {source}): {err['msg']}")
+    return "invalid configuration: " + "; ".join(parts)

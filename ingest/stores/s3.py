@@ -1,0 +1,205 @@
+"""S3-compatible storage: the only module that sees boto3 and botocore.
+
+Endpoint, region and credentials come the standard AWS way (``AWS_ENDPOINT_URL``, ``AWS_PROFILE``,
+``AWS_ACCESS_KEY_ID``...), read by boto3 itself. Every botocore error is translated here, once:
+transient ones are retried by ``ingest.retry``; a lost condition (412) is an answer, not an error;
+anything else becomes ``StoreError`` with the operation, key and status.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
+from urllib3.exceptions import ProtocolError
+
+from ingest.errors import StoreError
+from ingest.retry import policy
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+log = logging.getLogger("ingest.store")
+T = TypeVar("T")
+
+_TRANSIENT_CODES = frozenset(
+    {"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout", "Throttling", "ThrottlingException",
+     "RequestTimeTooSkewed", "OperationAborted", "BadGateway", "GatewayTimeout"}
+)
+_TRANSIENT_STATUS = frozenset({500, 502, 503, 504})
+_TRANSIENT_EXC = (EndpointConnectionError, ConnectionClosedError, ConnectTimeoutError, ReadTimeoutError, ProtocolError)
+
+
+@dataclass(frozen=True)
+class Stored:
+    """An object read back: its bytes and its ETag (for ``If-Match``)."""
+
+    body: bytes
+    etag: str
+
+
+def _status(exc: ClientError) -> int | None:
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return int(status) if status is not None else None
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures worth retrying: connection trouble, timeouts, 5xx, throttling."""
+    if isinstance(exc, _TRANSIENT_EXC):
+        return True
+    if isinstance(exc, ClientError):
+        return _code(exc) in _TRANSIENT_CODES or _status(exc) in _TRANSIENT_STATUS
+    return False
+
+
+def _is_precondition(exc: ClientError) -> bool:
+    return _status(exc) == 412 or _code(exc) in {"PreconditionFailed", "ConditionalRequestConflict"}
+
+
+def _is_missing(exc: ClientError) -> bool:
+    return _status(exc) == 404 or _code(exc) in {"NoSuchKey", "404", "NotFound"}
+
+
+class S3Store:
+    """Documents, raw inputs and the changes feed in one bucket, under one prefix."""
+
+    def __init__(self, bucket: str, *, attempts: int = 6, max_seconds: float = 60.0,
+                 client: S3Client | None = None) -> None:
+        self.bucket = bucket
+        self.attempts = attempts
+        self.max_seconds = max_seconds
+        # botocore's own retries are off: tenacity (ingest.retry) is the one layer that retries.
+        config = Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=5,
+                        read_timeout=30, max_pool_connections=32,
+                        request_checksum_calculation="when_required",
+                        response_checksum_validation="when_required")
+        self.client: S3Client = client or boto3.session.Session().client("s3", config=config)
+        self._bucket_checked = False
+
+    # -------------------------------------------------------------- one request, retried and translated
+
+    def _call(self, what: str, key: str, fn: Callable[[], T]) -> T:
+        try:
+            for attempt in policy(self.attempts, self.max_seconds, is_transient, what):
+                with attempt:
+                    return fn()
+        except ClientError as exc:
+            raise self._translate(exc, what, key) from exc
+        except NoCredentialsError as exc:
+            raise StoreError("no S3 credentials found (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or "
+                             "AWS_PROFILE)", operation=what, key=key) from exc
+        except (BotoCoreError, ProtocolError) as exc:
+            raise StoreError(f"storage unreachable: {what} failed after retrying: {exc}",
+                             operation=what, key=key) from exc
+        raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
+
+    def _translate(self, exc: ClientError, what: str, key: str) -> StoreError:
+        status, code = _status(exc), _code(exc)
+        if is_transient(exc):
+            reason = f"storage kept failing ({code or status}) after retrying"
+        elif status == 403 or code in {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"}:
+            reason = f"access denied ({code or status}): check the S3 credentials and bucket policy"
+        elif code == "NoSuchBucket":
+            reason = f"bucket {self.bucket!r} does not exist"
+        else:
+            reason = f"{code or 'error'} (HTTP {status})"
+        return StoreError(f"S3 {what}: {reason}", operation=what, key=key, status=status)
+
+    # -------------------------------------------------------------- the API the pipeline uses
+
+    def ensure_bucket(self) -> None:
+        """Create the bucket when missing (once per store); fail early when storage is unreachable."""
+        if self._bucket_checked:
+            return
+        try:
+            self._call(f"HEAD bucket {self.bucket}", "", lambda: self.client.head_bucket(Bucket=self.bucket))
+        except StoreError as exc:
+            if exc.status not in (404, 400):
+                raise
+            log.info("creating bucket %s", self.bucket)
+            self._call(f"CREATE bucket {self.bucket}", "", self._create_bucket)
+        self._bucket_checked = True
+
+    def _create_bucket(self) -> None:
+        try:
+            self.client.create_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            if _code(exc) not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+                raise
+
+    def get(self, key: str) -> Stored | None:
+        """The object at ``key``, or ``None`` when there is none."""
+
+        def fetch() -> Stored | None:
+            try:
+                resp = self.client.get_object(Bucket=self.bucket, Key=key)
+            except ClientError as exc:
+                if _is_missing(exc) and _code(exc) != "NoSuchBucket":
+                    return None
+                raise
+            return Stored(body=resp["Body"].read(), etag=resp["ETag"])
+
+        return self._call(f"GET {key}", key, fetch)
+
+    def put_new(self, key: str, body: bytes, content_type: str = "application/json") -> bool:
+        """Create ``key`` only if absent (``If-None-Match: *``). False when it already existed."""
+        return self._conditional(key, body, content_type, IfNoneMatch="*")
+
+    def replace(self, key: str, body: bytes, etag: str | None, content_type: str = "application/json") -> bool:
+        """Overwrite ``key`` only while it still has ``etag`` (or create it, when ``etag`` is None).
+
+        False when someone else changed it first: the caller reads it again and decides.
+        """
+        if etag is None:
+            return self._conditional(key, body, content_type, IfNoneMatch="*")
+        return self._conditional(key, body, content_type, IfMatch=etag)
+
+    def put(self, key: str, body: bytes, content_type: str = "application/json") -> None:
+        """Unconditional write, for objects no one else writes (changes-feed batches, run reports)."""
+        self._call(f"PUT {key}", key,
+                   lambda: self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type))
+
+    def _conditional(self, key: str, body: bytes, content_type: str, **condition: Any) -> bool:
+        def send() -> bool:
+            try:
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, **condition)
+            except ClientError as exc:
+                if _is_precondition(exc):
+                    return False
+                raise
+            return True
+
+        return self._call(f"PUT {key}", key, send)
+
+    def list_keys(self, prefix: str, start_after: str = "") -> Iterator[str]:
+        """Keys under ``prefix`` in lexical order, after ``start_after``."""
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+            if token:
+                kwargs["ContinuationToken"] = token
+            elif start_after:
+                kwargs["StartAfter"] = start_after
+            page = self._call(f"LIST {prefix}", prefix, lambda kw=kwargs: self.client.list_objects_v2(**kw))
+            for item in page.get("Contents", []):
+                yield item["Key"]
+            if not page.get("IsTruncated"):
+                return
+            token = page.get("NextContinuationToken")

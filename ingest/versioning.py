@@ -1,0 +1,110 @@
+"""Article identity, the storage key layout, and what changed between two versions.
+
+Key layout under the configured prefix (fixed: CMSs depend on it)::
+
+    articles/{id}/v{N}.json     one immutable version, written once with If-None-Match: *
+    articles/{id}/latest.json   the newest version, byte-identical to it
+    raw/{id}/v{N}{ext}          the input file exactly as received
+    changes/{time}-{run}.jsonl  changes feed: one object per batch, one line per new version
+
+Pure functions only; the store module does the I/O.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import PurePath
+
+from ingest.errors import InvalidDocument
+from ingest.models import ChangeSummary, Content
+
+MAX_ID_LENGTH = 200
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_DOTS = re.compile(r"\.{2,}")
+
+
+def safe_id(raw: str, name: str) -> str:
+    """Make an article id key-safe: only ``A-Z a-z 0-9 . _ -``, no ``..``, at most 200 characters.
+
+    Compatibility forms are folded first (fullwidth letters become ASCII), anything else becomes ``-``,
+    so no id can name another key or escape its folder. ``name`` is the input file, for the error.
+    """
+    folded = unicodedata.normalize("NFKC", raw)
+    cleaned = _DOTS.sub(".", _UNSAFE.sub("-", folded)).strip(".-")[:MAX_ID_LENGTH].strip(".-")
+    if not cleaned:
+        raise InvalidDocument(name, f"has no usable id ({raw!r} has no letters or digits)", check="id", field="id")
+    return cleaned
+
+
+def id_from_file_name(file_name: str, name: str) -> str:
+    """The article id a file gets when its content names none: the file name without its extension."""
+    return safe_id(PurePath(file_name).stem or file_name, name)
+
+
+def raw_extension(file_name: str) -> str:
+    """The extension kept on the archived raw input: lowercase, key-safe, at most 16 characters."""
+    suffix = PurePath(file_name).suffix.lower()
+    return suffix if re.fullmatch(r"\.[a-z0-9]{1,15}", suffix) else ".bin" if suffix else ""
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Storage keys of one article under a prefix."""
+
+    prefix: str
+    id: str
+
+    def version(self, n: int) -> str:
+        return f"{self.prefix}articles/{self.id}/v{n}.json"
+
+    @property
+    def latest(self) -> str:
+        return f"{self.prefix}articles/{self.id}/latest.json"
+
+    def raw(self, n: int, ext: str) -> str:
+        return f"{self.prefix}raw/{self.id}/v{n}{ext}"
+
+
+def changes_prefix(prefix: str) -> str:
+    return f"{prefix}changes/"
+
+
+def summarize(old: Content, new: Content) -> ChangeSummary:
+    """Paragraphs added, removed and changed, and links added and removed, from ``old`` to ``new``."""
+    added = removed = changed = 0
+    matcher = difflib.SequenceMatcher(a=[b.text for b in old.body], b=[b.text for b in new.body], autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "replace":
+            common = min(i2 - i1, j2 - j1)
+            changed += common
+            removed += (i2 - i1) - common
+            added += (j2 - j1) - common
+        elif tag == "delete":
+            removed += i2 - i1
+        elif tag == "insert":
+            added += j2 - j1
+    old_links = {(link.title, link.url) for link in old.related_links}
+    new_links = {(link.title, link.url) for link in new.related_links}
+    return ChangeSummary(
+        paragraphs_added=added,
+        paragraphs_removed=removed,
+        paragraphs_changed=changed,
+        links_added=len(new_links - old_links),
+        links_removed=len(old_links - new_links),
+        headline_changed=old.headline != new.headline,
+    )
+
+
+def diff_lines(old: Content, new: Content, old_label: str, new_label: str) -> list[str]:
+    """A readable paragraph-level unified diff: one paragraph a line, headline first."""
+
+    def lines(content: Content) -> list[str]:
+        out = [f"# {content.headline}"]
+        out += [block.text.replace("\n", " ") for block in content.body]
+        out += [f"[link] {link.text.strip()}" for link in content.related_links]
+        return out
+
+    return list(difflib.unified_diff(lines(old), lines(new), old_label, new_label, lineterm="", n=1))

@@ -1,0 +1,96 @@
+"""Shared fixtures. The suite starts its own SeaweedFS once per session, on free loopback ports."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ingest import devserver
+from ingest.settings import Settings, load_settings
+from ingest.stores.s3 import S3Store
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+SEED = SHARED / "seeds" / "000_a02b289d76dca1f3.txt"
+CORPUS = SHARED / "corpus"
+EXAMPLES = ROOT / "examples"
+BUCKET = "ingest-test"
+
+
+def need_shared(path: Path) -> Path:
+    """Skip the calling test, with the reason, when ../shared is not beside the checkout."""
+    if not path.exists():
+        pytest.skip(f"{path} not found: ../shared/ is not beside this checkout")
+    return path
+
+
+@pytest.fixture(scope="session")
+def local_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devserver.LocalS3]:
+    server = devserver.start(tmp_path_factory.mktemp("s3"))
+    saved = {k: os.environ.get(k) for k in server.env()}
+    os.environ.update(server.env())
+    try:
+        yield server
+    finally:
+        devserver.stop(server)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A fresh key prefix per test: tests share one bucket (SeaweedFS buckets are costly) but no keys."""
+    return f"t-{uuid.uuid4().hex[:10]}/"
+
+
+@pytest.fixture
+def settings(prefix: str) -> Settings:
+    return load_settings({"bucket": BUCKET, "prefix": prefix}, env={})
+
+
+@pytest.fixture
+def store(local_s3: devserver.LocalS3, settings: Settings) -> S3Store:
+    s = S3Store(settings.bucket, attempts=3, max_seconds=10)
+    s.ensure_bucket()
+    return s
+
+
+class RequestCounter:
+    """Counts the HTTP requests a client really sends, by operation (botocore's event hooks)."""
+
+    def __init__(self, store: S3Store) -> None:
+        self.calls: Counter[str] = Counter()
+        store.client.meta.events.register("before-send.s3", self._count)
+
+    def _count(self, request: object, **kwargs: object) -> None:
+        method = getattr(request, "method", "?")
+        self.calls[str(method)] += 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+    def reset(self) -> None:
+        self.calls.clear()
+
+
+@pytest.fixture
+def requests(store: S3Store) -> RequestCounter:
+    return RequestCounter(store)
+
+
+@pytest.fixture
+def cli_env(local_s3: devserver.LocalS3, prefix: str) -> dict[str, str]:
+    """Environment for running the `ingest` console script against the test server."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INGEST_")}
+    env.update(local_s3.env())
+    env.update({"INGEST_BUCKET": BUCKET, "INGEST_PREFIX": prefix})
+    return env
