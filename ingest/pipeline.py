@@ -260,16 +260,10 @@ def ingest_files(paths: Sequence[Path], settings: Settings, store: S3Store, *, n
     committer = Committer(store, settings.prefix)
     outcomes: list[Outcome] = []
     for start in range(0, len(paths), settings.batch_size):
-        batch: list[Prepared] = []
-        for path in paths[start : start + settings.batch_size]:
-            result = safe_prepare(path, settings)
-            if isinstance(result, Outcome):
-                outcomes.append(result)
-                if on_outcome:
-                    on_outcome(result)
-            else:
-                batch.append(result)
-        for outcome in committer.commit(batch, note=note, editor=editor):
+        results = [safe_prepare(path, settings) for path in paths[start : start + settings.batch_size]]
+        committed = iter(committer.commit([r for r in results if isinstance(r, Prepared)], note=note, editor=editor))
+        for result in results:  # report in input order
+            outcome = result if isinstance(result, Outcome) else next(committed)
             outcomes.append(outcome)
             if on_outcome:
                 on_outcome(outcome)
