@@ -23,6 +23,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP) ## create .venv and install ingest with its dev tools
 
 s3-up: $(STAMP) ## start the local S3 server (SeaweedFS on loopback) if it is not running
+	@mkdir -p $(S3DIR)
 	@$(PY) -m ingest.devserver up --dir $(S3DIR) > $(S3DIR).env
 	@echo "local S3 up; its settings are in $(S3DIR).env"
 

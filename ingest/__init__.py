@@ -18,7 +18,7 @@ from ingest.errors import (
     StoreConflict,
     StoreError,
 )
-from ingest.models import Boilerplate, Block, Content, Document, ModuleHeading, RelatedLink, SourceInfo
+from ingest.models import Block, Boilerplate, Content, Document, ModuleHeading, RelatedLink, SourceInfo
 from ingest.pipeline import Outcome, ingest_files, prepare
 from ingest.settings import Settings, load_settings
 

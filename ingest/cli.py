@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ingest import __version__
 from ingest.errors import IngestError, InputError, RunError
-from ingest.models import ChangeEntry, Document
+from ingest.models import ChangeEntry, Document, VersionRecord
 from ingest.parsers import registry
 from ingest.pipeline import Committer, Outcome, draft, ingest_files, safe_prepare
 from ingest.settings import Settings, load_settings
@@ -69,78 +69,114 @@ def _common() -> argparse.ArgumentParser:
 
 def build_parser() -> argparse.ArgumentParser:
     common = _common()
-    parser = argparse.ArgumentParser(prog="ingest", description=_DESCRIPTION, epilog=_EPILOG, formatter_class=_Formatter)
+    parser = argparse.ArgumentParser(
+        prog="ingest", description=_DESCRIPTION, epilog=_EPILOG, formatter_class=_Formatter
+    )
     parser.add_argument("--version", action="version", version=f"ingest {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def command(name: str, summary: str, description: str, handler: Callable[[argparse.Namespace], int]
-                ) -> argparse.ArgumentParser:
+    def command(
+        name: str, summary: str, description: str, handler: Callable[[argparse.Namespace], int]
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=summary, description=description, parents=[common], formatter_class=_Formatter)
         p.set_defaults(handler=handler)
         return p
 
-    p = command("parse", "parse and validate files, print documents; nothing is stored",
-                "Parse and validate each FILE without touching storage, and print the document it would be\n"
-                "stored as (version 1 of a new article): one compact JSON document per line on stdout.\n"
-                "A refused file gets one line on stderr naming it and the reason; the exit code is then 1.",
-                _cmd_parse)
+    p = command(
+        "parse",
+        "parse and validate files, print documents; nothing is stored",
+        "Parse and validate each FILE without touching storage, and print the document it would be\n"
+        "stored as (version 1 of a new article): one compact JSON document per line on stdout.\n"
+        "A refused file gets one line on stderr naming it and the reason; the exit code is then 1.",
+        _cmd_parse,
+    )
     p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="article files to parse")
     p.add_argument("--pretty", action="store_true", help="indented JSON for people instead of one line a document")
 
-    p = command("file", "ingest files into storage as new articles or new versions",
-                "Ingest each FILE: parse, validate, and store a new version when its content changed.\n"
-                "Prints one line per file: created, updated, unchanged, stale (equals a superseded version;\n"
-                "nothing written) or failed (refused, with the reason). Good files are stored even when\n"
-                "others are refused.",
-                _cmd_file)
+    p = command(
+        "file",
+        "ingest files into storage as new articles or new versions",
+        "Ingest each FILE: parse, validate, and store a new version when its content changed.\n"
+        "Prints one line per file: created, updated, unchanged, stale (equals a superseded version;\n"
+        "nothing written) or failed (refused, with the reason). Good files are stored even when\n"
+        "others are refused.",
+        _cmd_file,
+    )
     p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="article files to ingest")
-    p.add_argument("--json", action="store_true",
-                   help='one JSON object per file: {"path", "id", "version", "outcome", "key"}')
+    p.add_argument(
+        "--json", action="store_true", help='one JSON object per file: {"path", "id", "version", "outcome", "key"}'
+    )
     p.add_argument("--note", metavar="TEXT", help="correction note recorded on the new version (action 'corrected')")
     p.add_argument("--editor", metavar="NAME", help="who made the correction")
 
-    p = command("show", "print a stored document", "Print the stored document ID: the latest version, or --version N.",
-                _cmd_show)
+    p = command(
+        "show",
+        "print a stored document",
+        "Print the stored document ID: the latest version, or --version N.",
+        _cmd_show,
+    )
     p.add_argument("id", metavar="ID", help="article id")
     p.add_argument("--version", type=int, metavar="N", dest="number", help="a specific version (default: latest)")
 
-    p = command("history", "list every version of an article",
-                "List every version of article ID, oldest first: number, time, action, editor and note.", _cmd_history)
+    p = command(
+        "history",
+        "list every version of an article",
+        "List every version of article ID, oldest first: number, time, action, editor and note.",
+        _cmd_history,
+    )
     p.add_argument("id", metavar="ID", help="article id")
     p.add_argument("--json", action="store_true", help="one JSON object per version")
 
-    p = command("diff", "show what changed between two versions",
-                "Paragraph-level unified diff of article ID from version A to version B\n"
-                "(one paragraph a line; '-' removed, '+' added).", _cmd_diff)
+    p = command(
+        "diff",
+        "show what changed between two versions",
+        "Paragraph-level unified diff of article ID from version A to version B\n"
+        "(one paragraph a line; '-' removed, '+' added).",
+        _cmd_diff,
+    )
     p.add_argument("id", metavar="ID", help="article id")
     p.add_argument("a", type=int, metavar="A", help="older version")
     p.add_argument("b", type=int, metavar="B", help="newer version")
 
-    p = command("rollback", "make a new version with an earlier version's content",
-                "Restore the content of version N of article ID as a new version (action 'rolled_back').\n"
-                "Versions are never rewritten: history keeps every step.", _cmd_rollback)
+    p = command(
+        "rollback",
+        "make a new version with an earlier version's content",
+        "Restore the content of version N of article ID as a new version (action 'rolled_back').\n"
+        "Versions are never rewritten: history keeps every step.",
+        _cmd_rollback,
+    )
     p.add_argument("id", metavar="ID", help="article id")
     p.add_argument("--to", type=int, required=True, metavar="N", help="the version whose content to restore")
     p.add_argument("--note", required=True, metavar="TEXT", help="why (recorded on the new version)")
     p.add_argument("--editor", metavar="NAME", help="who asked for it")
 
-    p = command("changes", "read the changes feed a CMS polls",
-                "Print changes-feed entries (one per new version), oldest first.\n"
-                "Entries are at-least-once: treat one (id, version) as one change.", _cmd_changes)
+    p = command(
+        "changes",
+        "read the changes feed a CMS polls",
+        "Print changes-feed entries (one per new version), oldest first.\n"
+        "Entries are at-least-once: treat one (id, version) as one change.",
+        _cmd_changes,
+    )
     p.add_argument("--since", metavar="TIME", help="only entries at or after this ISO 8601 time (UTC if no zone)")
     p.add_argument("--json", action="store_true", help="JSON Lines, one entry per line")
 
-    command("formats", "list the input formats ingest understands",
-            "List the registered input formats, the file endings they usually have, and what they read.",
-            _cmd_formats)
+    command(
+        "formats",
+        "list the input formats ingest understands",
+        "List the registered input formats, the file endings they usually have, and what they read.",
+        _cmd_formats,
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
-                        format="ingest: %(levelname)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="ingest: %(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
     if not args.debug:
         for noisy in ("botocore", "boto3", "urllib3"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -227,16 +263,20 @@ def _cmd_show(args: argparse.Namespace) -> int:
 def _cmd_history(args: argparse.Namespace) -> int:
     settings = _settings(args)
     doc = _read_doc(_store(settings), Keys(settings.prefix, args.id), None)
-    rows = [*doc.history, doc]
-    for row in rows:
-        note = row.correction.note if isinstance(row, Document) and row.correction else getattr(row, "note", None)
-        editor = row.correction.editor if isinstance(row, Document) and row.correction else getattr(row, "editor", None)
+    current = VersionRecord(
+        version=doc.version,
+        content_sha256=doc.content_sha256,
+        action=doc.action,
+        created_at=doc.created_at,
+        note=doc.correction.note if doc.correction else None,
+        editor=doc.correction.editor if doc.correction else None,
+    )
+    for row in [*doc.history, current]:
         if args.json:
-            print(json.dumps({"version": row.version, "time": row.created_at.isoformat(), "action": row.action,
-                              "content_sha256": row.content_sha256, "note": note, "editor": editor}))
+            print(row.model_dump_json())
         else:
-            who = f"  by {editor}" if editor else ""
-            what = f"  \"{note}\"" if note else ""
+            who = f"  by {row.editor}" if row.editor else ""
+            what = f'  "{row.note}"' if row.note else ""
             print(f"v{row.version:<4} {row.created_at:%Y-%m-%d %H:%M:%S}Z  {row.action:<11}{who}{what}")
     return EXIT_OK
 
@@ -267,7 +307,7 @@ def _cmd_changes(args: argparse.Namespace) -> int:
     start_after = f"{prefix}{since:%Y%m%dT%H%M%S}" if since else ""
     for key in store.list_keys(prefix, start_after=start_after):
         stored = store.get(key)
-        for line in (stored.body.decode("utf-8").splitlines() if stored else []):
+        for line in stored.body.decode("utf-8").splitlines() if stored else []:
             entry = ChangeEntry.model_validate_json(line)
             if since and entry.time < since:
                 continue

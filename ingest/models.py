@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 #: Bumped when a change to ``Document`` would break a CMS that reads it.
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION: Literal["1.0"] = "1.0"
 
 NonEmpty = Annotated[str, Field(min_length=1)]
 Action = Literal["created", "updated", "corrected", "rolled_back"]
@@ -96,9 +96,7 @@ class Content(_Model):
 
     def sha256(self) -> str:
         """Hash of the canonical JSON of the content: sorted keys, UTF-8, no insignificant whitespace."""
-        canonical = json.dumps(
-            self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":")
-        )
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 

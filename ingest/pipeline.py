@@ -73,8 +73,13 @@ class Outcome:
     message: str | None = None
 
     def as_json(self) -> dict[str, object]:
-        data: dict[str, object] = {"path": self.path, "id": self.id, "version": self.version,
-                                   "outcome": self.outcome, "key": self.key}
+        data: dict[str, object] = {
+            "path": self.path,
+            "id": self.id,
+            "version": self.version,
+            "outcome": self.outcome,
+            "key": self.key,
+        }
         if self.error is not None:
             data["error"] = self.error.as_dict()
         if self.message:
@@ -89,15 +94,25 @@ class Outcome:
         return f"{self.outcome:<10} {self.path} -> {self.key}{extra}"
 
 
-def prepare(data: bytes, file_name: str, rules: Rules, *, display: str | None = None,
-            received_at: datetime | None = None, doc_id: str | None = None) -> Prepared:
+def prepare(
+    data: bytes,
+    file_name: str,
+    rules: Rules,
+    *,
+    display: str | None = None,
+    received_at: datetime | None = None,
+    doc_id: str | None = None,
+) -> Prepared:
     """Read, parse and split one input. Pure: the same bytes give the same content and hash."""
     shown = display or file_name
     decoded = decode(data, shown)
     parser = registry.detect(file_name, decoded.text)
     parsed = parser.parse(decoded, shown, rules)
-    article_id = safe_id(doc_id, shown) if doc_id else (
-        safe_id(parsed.id, shown) if parsed.id else id_from_file_name(file_name, shown))
+    article_id = (
+        safe_id(doc_id, shown)
+        if doc_id
+        else (safe_id(parsed.id, shown) if parsed.id else id_from_file_name(file_name, shown))
+    )
     source = SourceInfo(
         format=parser.name,
         file_name=Path(file_name).name or file_name,
@@ -109,8 +124,16 @@ def prepare(data: bytes, file_name: str, rules: Rules, *, display: str | None = 
         line_endings=decoded.line_endings,
         headline_repeated=parsed.headline_repeated,
     )
-    return Prepared(path=shown, id=article_id, raw=data, raw_ext=raw_extension(file_name), content=parsed.content,
-                    source=source, note=parsed.note, editor=parsed.editor)
+    return Prepared(
+        path=shown,
+        id=article_id,
+        raw=data,
+        raw_ext=raw_extension(file_name),
+        content=parsed.content,
+        source=source,
+        note=parsed.note,
+        editor=parsed.editor,
+    )
 
 
 def prepare_file(path: Path, settings: Settings) -> Prepared:
@@ -170,8 +193,16 @@ class Committer:
         if target is None:
             raise InvalidDocument(article_id, f"has no version {to} to roll back to", check="rollback")
         old = Document.model_validate_json(target.body)
-        prepared = Prepared(path=f"{article_id}@v{to}", id=article_id, raw=b"", raw_ext="",
-                            content=old.content(), source=old.source, note=note, editor=editor)
+        prepared = Prepared(
+            path=f"{article_id}@v{to}",
+            id=article_id,
+            raw=b"",
+            raw_ext="",
+            content=old.content(),
+            source=old.source,
+            note=note,
+            editor=editor,
+        )
         result = self._write_version(prepared, note, editor, rolled_back_to=to)
         if isinstance(result, Outcome):
             return result
@@ -181,8 +212,9 @@ class Committer:
 
     # ---- step 0-2
 
-    def _write_version(self, item: Prepared, note: str | None, editor: str | None,
-                       rolled_back_to: int | None = None) -> _Pending | Outcome:
+    def _write_version(
+        self, item: Prepared, note: str | None, editor: str | None, rolled_back_to: int | None = None
+    ) -> _Pending | Outcome:
         keys = Keys(self.prefix, item.id)
         sha = item.content_sha256
         latest = self.store.get(keys.latest)
@@ -196,11 +228,18 @@ class Committer:
                 # Only an explicit rollback may bring superseded content back.
                 earlier = [h.version for h in prev.history if h.content_sha256 == sha]
                 if earlier:
-                    return Outcome(item.path, "stale", item.id, prev.version, keys.version(prev.version),
-                                   message=f"same content as superseded v{earlier[-1]}; latest is v{prev.version}")
+                    return Outcome(
+                        item.path,
+                        "stale",
+                        item.id,
+                        prev.version,
+                        keys.version(prev.version),
+                        message=f"same content as superseded v{earlier[-1]}; latest is v{prev.version}",
+                    )
             number = prev.version + 1 if prev else 1
-            doc = _build(item, prev, number, _now(), self.prefix, note=note, editor=editor,
-                         rolled_back_to=rolled_back_to)
+            doc = _build(
+                item, prev, number, _now(), self.prefix, note=note, editor=editor, rolled_back_to=rolled_back_to
+            )
             body = doc.to_json()
             if self.store.put_new(keys.version(number), body):
                 break
@@ -208,15 +247,19 @@ class Committer:
             theirs = _load(winner, keys.version(number))
             if theirs is None:  # vanished between the two requests: try the same number again
                 continue
-            if theirs.content_sha256 == sha and winner is not None and (rolled_back_to is None or prev is None
-                                                                        or theirs.rolled_back_to == rolled_back_to):
+            if (
+                theirs.content_sha256 == sha
+                and winner is not None
+                and (rolled_back_to is None or prev is None or theirs.rolled_back_to == rolled_back_to)
+            ):
                 # Ours already: a retried PUT that had succeeded, or an earlier run that died after step 1.
                 doc, body = theirs, winner.body
                 break
             prev = theirs
         else:
-            raise StoreConflict(f"gave up on {item.id} after losing {MAX_RACES} races in a row",
-                                operation="PUT", key=keys.version(0))
+            raise StoreConflict(
+                f"gave up on {item.id} after losing {MAX_RACES} races in a row", operation="PUT", key=keys.version(0)
+            )
         if item.raw:
             self.store.put_new(keys.raw(doc.version, item.raw_ext), item.raw, _raw_type(item.raw_ext))
         word: OutcomeWord = "created" if doc.version == 1 else "updated"
@@ -227,14 +270,21 @@ class Committer:
 
     def _write_changes(self, docs: Iterable[Document]) -> None:
         lines = [
-            ChangeEntry(id=d.id, version=d.version, key=Keys(self.prefix, d.id).version(d.version), action=d.action,
-                        content_sha256=d.content_sha256, time=d.created_at).model_dump_json()
+            ChangeEntry(
+                id=d.id,
+                version=d.version,
+                key=Keys(self.prefix, d.id).version(d.version),
+                action=d.action,
+                content_sha256=d.content_sha256,
+                time=d.created_at,
+            ).model_dump_json()
             for d in docs
         ]
         if not lines:
             return
         self._batches += 1
-        key = f"{changes_prefix(self.prefix)}{_now().strftime('%Y%m%dT%H%M%S%fZ')}-{self.run_id}-{self._batches:05d}.jsonl"
+        stamp = _now().strftime("%Y%m%dT%H%M%S%fZ")  # names sort by write time, so `--since` can skip by name
+        key = f"{changes_prefix(self.prefix)}{stamp}-{self.run_id}-{self._batches:05d}.jsonl"
         self.store.put(key, ("\n".join(lines) + "\n").encode("utf-8"), "application/x-ndjson")
 
     # ---- step 4
@@ -253,8 +303,15 @@ class Committer:
         raise StoreConflict(f"could not update {key} after {MAX_RACES} tries", operation="PUT", key=key)
 
 
-def ingest_files(paths: Sequence[Path], settings: Settings, store: S3Store, *, note: str | None = None,
-                 editor: str | None = None, on_outcome: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+def ingest_files(
+    paths: Sequence[Path],
+    settings: Settings,
+    store: S3Store,
+    *,
+    note: str | None = None,
+    editor: str | None = None,
+    on_outcome: Callable[[Outcome], None] | None = None,
+) -> list[Outcome]:
     """Ingest files in batches of ``settings.batch_size``. Bad files become ``failed`` outcomes;
     a storage failure raises ``StoreError`` (the run cannot go on)."""
     committer = Committer(store, settings.prefix)
@@ -287,12 +344,21 @@ def safe_prepare(path: Path, settings: Settings) -> Prepared | Outcome:
         raise
     except Exception as exc:  # a bug in one parser must not take the other files down
         log.exception("internal error while reading %s", path)
-        err = InputError(str(path), f"internal error ({type(exc).__name__}: {exc}); please report it", check="internal")
-        return Outcome(str(path), "failed", error=err)
+        bug = InputError(str(path), f"internal error ({type(exc).__name__}: {exc}); please report it", check="internal")
+        return Outcome(str(path), "failed", error=bug)
 
 
-def _build(item: Prepared, prev: Document | None, number: int, now: datetime, prefix: str, *,
-           note: str | None = None, editor: str | None = None, rolled_back_to: int | None = None) -> Document:
+def _build(
+    item: Prepared,
+    prev: Document | None,
+    number: int,
+    now: datetime,
+    prefix: str,
+    *,
+    note: str | None = None,
+    editor: str | None = None,
+    rolled_back_to: int | None = None,
+) -> Document:
     if rolled_back_to is not None:
         action: Literal["created", "updated", "corrected", "rolled_back"] = "rolled_back"
     elif prev is None:
@@ -301,10 +367,21 @@ def _build(item: Prepared, prev: Document | None, number: int, now: datetime, pr
         action = "corrected"
     else:
         action = "updated"
-    history = [*prev.history, VersionRecord(
-        version=prev.version, content_sha256=prev.content_sha256, action=prev.action, created_at=prev.created_at,
-        note=prev.correction.note if prev.correction else None,
-        editor=prev.correction.editor if prev.correction else None)] if prev else []
+    history = (
+        [
+            *prev.history,
+            VersionRecord(
+                version=prev.version,
+                content_sha256=prev.content_sha256,
+                action=prev.action,
+                created_at=prev.created_at,
+                note=prev.correction.note if prev.correction else None,
+                editor=prev.correction.editor if prev.correction else None,
+            ),
+        ]
+        if prev
+        else []
+    )
     source = item.source
     if item.raw:
         source = source.model_copy(update={"raw_key": Keys(prefix, item.id).raw(number, item.raw_ext)})
@@ -330,13 +407,15 @@ def _load(stored: Stored | None, key: str) -> Document | None:
     try:
         return Document.model_validate_json(stored.body)
     except ValidationError as exc:
-        raise StoreError(f"stored document {key} is not a valid document: {exc.errors()[0]['msg']}",
-                         operation="GET", key=key) from exc
+        raise StoreError(
+            f"stored document {key} is not a valid document: {exc.errors()[0]['msg']}", operation="GET", key=key
+        ) from exc
 
 
 def _raw_type(ext: str) -> str:
-    return {".json": "application/json", ".xml": "application/xml", ".txt": "text/plain",
-            ".md": "text/markdown"}.get(ext, "application/octet-stream")
+    return {".json": "application/json", ".xml": "application/xml", ".txt": "text/plain", ".md": "text/markdown"}.get(
+        ext, "application/octet-stream"
+    )
 
 
 def _now() -> datetime:

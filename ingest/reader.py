@@ -86,7 +86,11 @@ def decode(data: bytes, name: str) -> Decoded:
             try:
                 text = data[len(bom) :].decode(codec)
             except UnicodeDecodeError as exc:
-                raise ReadError(name, f"has a {codec} byte-order mark but invalid {codec} at byte {exc.start + len(bom)}", check="encoding") from None
+                raise ReadError(
+                    name,
+                    f"has a {codec} byte-order mark but invalid {codec} at byte {exc.start + len(bom)}",
+                    check="encoding",
+                ) from None
             break
     else:
         if b"\x00" in data:
@@ -106,7 +110,9 @@ def decode(data: bytes, name: str) -> Decoded:
     if found is not None:
         line = text.count("\n", 0, found.start()) + 1
         kind = "binary, not text" if found.group() == "\x00" else "not clean text"
-        raise ReadError(name, f"is {kind} (control character U+{ord(found.group()):04X} on line {line})", check="binary")
+        raise ReadError(
+            name, f"is {kind} (control character U+{ord(found.group()):04X} on line {line})", check="binary"
+        )
     return Decoded(text=_to_lf(text), encoding=encoding, rule=rule, line_endings=_line_endings(text))
 
 

@@ -34,8 +34,14 @@ def policy(attempts: int, max_seconds: float, is_transient: Callable[[BaseExcept
     def _log(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0.0
-        log.warning("retrying %s (attempt %d of %d failed: %s); next try in %.2fs",
-                    what, state.attempt_number, attempts, exc, wait)
+        log.warning(
+            "retrying %s (attempt %d of %d failed: %s); next try in %.2fs",
+            what,
+            state.attempt_number,
+            attempts,
+            exc,
+            wait,
+        )
 
     return Retrying(
         retry=retry_if_exception(is_transient),

@@ -24,8 +24,11 @@ DEFAULT_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
 def render(model: type[BaseModel], file_name: str) -> str:
     schema = model.model_json_schema(mode="serialization")
-    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema",
-              "$id": f"https://ingest.invalid/schemas/{file_name}", **schema}
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"https://ingest.invalid/schemas/{file_name}",
+        **schema,
+    }
     return json.dumps(schema, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
 
 
@@ -40,8 +43,9 @@ def stale(directory: Path = DEFAULT_DIR) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ingest.schema", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m ingest.schema", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--check", action="store_true", help="only check; exit 1 if a schema is stale")
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="where the schemas live")
     args = parser.parse_args(argv)

@@ -29,10 +29,11 @@ _DOTS = re.compile(r"\.{2,}")
 def safe_id(raw: str, name: str) -> str:
     """Make an article id key-safe: only ``A-Z a-z 0-9 . _ -``, no ``..``, at most 200 characters.
 
-    Compatibility forms are folded first (fullwidth letters become ASCII), anything else becomes ``-``,
-    so no id can name another key or escape its folder. ``name`` is the input file, for the error.
+    Compatibility forms are folded first (fullwidth letters become ASCII, accents are dropped: "café" is
+    "cafe"), anything else becomes ``-``, so no id can name another key or escape its folder.
+    ``name`` is the input file, for the error.
     """
-    folded = unicodedata.normalize("NFKC", raw)
+    folded = "".join(c for c in unicodedata.normalize("NFKD", raw) if not unicodedata.combining(c))
     cleaned = _DOTS.sub(".", _UNSAFE.sub("-", folded)).strip(".-")[:MAX_ID_LENGTH].strip(".-")
     if not cleaned:
         raise InvalidDocument(name, f"has no usable id ({raw!r} has no letters or digits)", check="id", field="id")

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -85,10 +86,8 @@ def speed(rules: Rules) -> tuple[int, float, float]:
     blobs = [(p.name, p.read_bytes()) for p in files]
     start = time.perf_counter()
     for name, data in blobs:
-        try:
+        with contextlib.suppress(InputError):
             prepare(data, name, rules)
-        except InputError:
-            pass
     elapsed = time.perf_counter() - start
     return len(blobs), sum(len(d) for _, d in blobs) / 1e6, elapsed
 
@@ -102,18 +101,24 @@ def main() -> int:
     found, total = web.rate(("recirculation", "cta"))
     print(f"web corpus: recirculation + CTA lines taken out of the body: {found}/{total} = {100 * found / total:.1f} %")
     for kind in ("recirculation", "cta", "page-furniture"):
-        print(f"  {kind:<15} {web.found[kind]:>4}/{web.total[kind]:<4} = {100 * web.found[kind] / web.total[kind]:.1f} %")
+        print(
+            f"  {kind:<15} {web.found[kind]:>4}/{web.total[kind]:<4} = {100 * web.found[kind] / web.total[kind]:.1f} %"
+        )
     for file, line, kind, text in web.missed:
         if kind != "page-furniture" or "-v" in sys.argv:
             print(f"  missed {kind}: {file}:{line}: {text}")
     articles, paragraphs, fp, examples = score_bbc(rules)
-    print(f"bbc corpus: {articles} articles, {paragraphs} body paragraphs, {fp} taken out as modules "
-          f"(false positives: {100 * fp / max(paragraphs, 1):.3f} %)")
+    print(
+        f"bbc corpus: {articles} articles, {paragraphs} body paragraphs, {fp} taken out as modules "
+        f"(false positives: {100 * fp / max(paragraphs, 1):.3f} %)"
+    )
     for file, text in examples[:20]:
         print(f"  false positive: {file}: {text}")
     n, mb, secs = speed(rules)
-    print(f"speed (read+parse+split+validate+hash, one core): {n} files, {mb:.1f} MB in {secs:.2f} s = "
-          f"{n / secs:.0f} files/s, {mb / secs:.1f} MB/s")
+    print(
+        f"speed (read+parse+split+validate+hash, one core): {n} files, {mb:.1f} MB in {secs:.2f} s = "
+        f"{n / secs:.0f} files/s, {mb / secs:.1f} MB/s"
+    )
     return 0
 
 

@@ -84,8 +84,16 @@ def test_examples_parse_with_nothing_lost(path) -> None:  # type: ignore[no-unty
 
 
 def test_heading_takes_the_headlines_under_it_but_not_a_sentence() -> None:
-    lines = ["Story one.", "", "More from The Gazette", "Council Approves Lanes", "Tram Consultation Opens",
-             "", "This is a sentence of body text that follows the module.", ""]
+    lines = [
+        "Story one.",
+        "",
+        "More from The Gazette",
+        "Council Approves Lanes",
+        "Tram Consultation Opens",
+        "",
+        "This is a sentence of body text that follows the module.",
+        "",
+    ]
     out = split(lines, RULES)
     assert [b.text for b in out.body] == ["Story one.", "This is a sentence of body text that follows the module."]
     assert [(link.title, link.heading, link.position) for link in out.related_links] == [
@@ -114,7 +122,13 @@ def test_genuine_paragraphs_that_start_like_modules_stay_in_the_body(line: str) 
     ("line", "label", "title", "url", "media"),
     [
         ("READ MORE: Flood defences tested", "READ MORE", "Flood defences tested", None, None),
-        ("Read more: Storm | The Times http://example.org/x", "Read more", "Storm | The Times", "http://example.org/x", None),
+        (
+            "Read more: Storm | The Times http://example.org/x",
+            "Read more",
+            "Storm | The Times",
+            "http://example.org/x",
+            None,
+        ),
         ("RELATED: Council vote delayed", "RELATED", "Council vote delayed", None, None),
         ("SEE ALSO Pictures of the week (GALLERY)", "SEE ALSO", "Pictures of the week", None, "GALLERY"),
         ("ALSO READ: Budget explained", "ALSO READ", "Budget explained", None, None),
@@ -169,11 +183,24 @@ def test_a_document_needs_a_headline_and_a_body_paragraph(text: str, check: str)
 # ---------------------------------------------------------------------------------------------- properties
 
 _words = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cc", "Cs")), min_size=0, max_size=40)
-_module_lines = st.sampled_from([
-    "READ MORE Some Headline", "Read more: http://example.org/a", "Related from The Site", "More from X",
-    "RELATED:", "Follow us on Twitter", "Sign up for our newsletter", "SEE ALSO: Thing", "Advertisement",
-    "Council Approves Lanes", "https://example.org/x", "  ", "", "Related talks continued today.",
-])
+_module_lines = st.sampled_from(
+    [
+        "READ MORE Some Headline",
+        "Read more: http://example.org/a",
+        "Related from The Site",
+        "More from X",
+        "RELATED:",
+        "Follow us on Twitter",
+        "Sign up for our newsletter",
+        "SEE ALSO: Thing",
+        "Advertisement",
+        "Council Approves Lanes",
+        "https://example.org/x",
+        "  ",
+        "",
+        "Related talks continued today.",
+    ]
+)
 _lines = st.lists(st.one_of(_words, _module_lines), min_size=0, max_size=40)
 
 

@@ -74,8 +74,9 @@ def test_new_article_costs_at_most_four_requests_plus_one_feed_object(
     assert sorted((e.id, e.version, e.action) for e in entries) == [(f"story-{i}", 1, "created") for i in range(5)]
 
 
-def test_content_change_makes_v2_with_summary_and_history(tmp_path: Path, settings: Settings, store: S3Store,
-                                                          requests: RequestCounter) -> None:
+def test_content_change_makes_v2_with_summary_and_history(
+    tmp_path: Path, settings: Settings, store: S3Store, requests: RequestCounter
+) -> None:
     path = write(tmp_path, "bridge.txt", STORY)
     ingest_files([path], settings, store)
     path.write_text(STORY.replace("Buses will divert.", "Buses will divert via Mill Street.\n\nA new paragraph."))
@@ -109,7 +110,9 @@ def test_correction_records_note_editor_and_a_note_alone_records_nothing(
     assert doc.correction is not None
     assert (doc.correction.note, doc.correction.editor) == ("Closure day was wrong", "Ann Lee")
     assert [(e.version, e.action) for e in sorted(feed(store, settings.prefix), key=lambda e: e.version)] == [
-        (1, "created"), (2, "corrected")]
+        (1, "created"),
+        (2, "corrected"),
+    ]
 
 
 def test_resend_of_superseded_content_is_stale_and_rollback_restores_it(

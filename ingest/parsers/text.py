@@ -15,9 +15,9 @@ from ingest.split import Rules, split
 
 
 class TextParser:
-    name = "text"
-    extensions = (".txt", ".text", "")
-    description = "Plain text: headline on the first line, paragraphs separated by blank lines."
+    name: str = "text"
+    extensions: tuple[str, ...] = (".txt", ".text", "")
+    description: str = "Plain text: headline on the first line, paragraphs separated by blank lines."
 
     def sniff(self, text: str) -> bool:
         # Plain text is what is left when no structured format claims the file.
@@ -36,8 +36,9 @@ def parse_lines(lines: list[str], name: str, rules: Rules, **hints: str | None) 
     while index is not None and rules.classify(lines[index]) is not None:
         index = _next_non_blank(lines, index + 1)
     if index is None:
-        raise InvalidDocument(name, "has no headline: every line is a link module or boilerplate",
-                              check="headline", field="headline")
+        raise InvalidDocument(
+            name, "has no headline: every line is a link module or boilerplate", check="headline", field="headline"
+        )
     leading = split(lines[:index], rules)
     headline = lines[index].strip()
     rest = index + 1

@@ -1,4 +1,6 @@
-"""S3-compatible storage: the only module that sees boto3 and botocore.
+"""S3-compatible storage: the only pipeline module that sees boto3 and botocore.
+
+(``ingest.devserver``, a development tool that runs a local S3 server, also uses boto3 to probe it.)
 
 Endpoint, region and credentials come the standard AWS way (``AWS_ENDPOINT_URL``, ``AWS_PROFILE``,
 ``AWS_ACCESS_KEY_ID``...), read by boto3 itself. Every botocore error is translated here, once:
@@ -8,6 +10,7 @@ anything else becomes ``StoreError`` with the operation, key and status.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -36,8 +39,18 @@ log = logging.getLogger("ingest.store")
 T = TypeVar("T")
 
 _TRANSIENT_CODES = frozenset(
-    {"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout", "Throttling", "ThrottlingException",
-     "RequestTimeTooSkewed", "OperationAborted", "BadGateway", "GatewayTimeout"}
+    {
+        "SlowDown",
+        "InternalError",
+        "ServiceUnavailable",
+        "RequestTimeout",
+        "Throttling",
+        "ThrottlingException",
+        "RequestTimeTooSkewed",
+        "OperationAborted",
+        "BadGateway",
+        "GatewayTimeout",
+    }
 )
 _TRANSIENT_STATUS = frozenset({500, 502, 503, 504})
 _TRANSIENT_EXC = (EndpointConnectionError, ConnectionClosedError, ConnectTimeoutError, ReadTimeoutError, ProtocolError)
@@ -80,16 +93,21 @@ def _is_missing(exc: ClientError) -> bool:
 class S3Store:
     """Documents, raw inputs and the changes feed in one bucket, under one prefix."""
 
-    def __init__(self, bucket: str, *, attempts: int = 6, max_seconds: float = 60.0,
-                 client: S3Client | None = None) -> None:
+    def __init__(
+        self, bucket: str, *, attempts: int = 6, max_seconds: float = 60.0, client: S3Client | None = None
+    ) -> None:
         self.bucket = bucket
         self.attempts = attempts
         self.max_seconds = max_seconds
         # botocore's own retries are off: tenacity (ingest.retry) is the one layer that retries.
-        config = Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=5,
-                        read_timeout=30, max_pool_connections=32,
-                        request_checksum_calculation="when_required",
-                        response_checksum_validation="when_required")
+        config = Config(
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=30,
+            max_pool_connections=32,
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
         self.client: S3Client = client or boto3.session.Session().client("s3", config=config)
         self._bucket_checked = False
 
@@ -103,11 +121,15 @@ class S3Store:
         except ClientError as exc:
             raise self._translate(exc, what, key) from exc
         except NoCredentialsError as exc:
-            raise StoreError("no S3 credentials found (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or "
-                             "AWS_PROFILE)", operation=what, key=key) from exc
+            raise StoreError(
+                "no S3 credentials found (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE)",
+                operation=what,
+                key=key,
+            ) from exc
         except (BotoCoreError, ProtocolError) as exc:
-            raise StoreError(f"storage unreachable: {what} failed after retrying: {exc}",
-                             operation=what, key=key) from exc
+            raise StoreError(
+                f"storage unreachable: {what} failed after retrying: {exc}", operation=what, key=key
+            ) from exc
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
     def _translate(self, exc: ClientError, what: str, key: str) -> StoreError:
@@ -173,8 +195,11 @@ class S3Store:
 
     def put(self, key: str, body: bytes, content_type: str = "application/json") -> None:
         """Unconditional write, for objects no one else writes (changes-feed batches, run reports)."""
-        self._call(f"PUT {key}", key,
-                   lambda: self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type))
+
+        def send() -> None:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+
+        self._call(f"PUT {key}", key, send)
 
     def _conditional(self, key: str, body: bytes, content_type: str, **condition: Any) -> bool:
         def send() -> bool:
@@ -197,7 +222,7 @@ class S3Store:
                 kwargs["ContinuationToken"] = token
             elif start_after:
                 kwargs["StartAfter"] = start_after
-            page = self._call(f"LIST {prefix}", prefix, lambda kw=kwargs: self.client.list_objects_v2(**kw))
+            page = self._call(f"LIST {prefix}", prefix, functools.partial(self.client.list_objects_v2, **kwargs))
             for item in page.get("Contents", []):
                 yield item["Key"]
             if not page.get("IsTruncated"):

@@ -1,0 +1,77 @@
+"""Config precedence: flags > INGEST_* environment > YAML file > defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ingest.errors import ConfigError
+from ingest.settings import load_settings
+
+
+def config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "ingest.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_apply_with_nothing_set(tmp_path: Path) -> None:
+    s = load_settings(env={"INGEST_CONFIG": str(config(tmp_path, "{}"))})
+    assert (s.bucket, s.prefix, s.max_bytes) == ("ingest", "", 5 * 1024 * 1024)
+
+
+def test_each_layer_overrides_the_one_below(tmp_path: Path) -> None:
+    path = config(tmp_path, "bucket: from-file\nprefix: file/\nmax_bytes: 1000\n")
+    assert load_settings(config=path, env={}).bucket == "from-file"
+    env = {"INGEST_BUCKET": "from-env", "INGEST_MAX_BYTES": "2000"}
+    s = load_settings(config=path, env=env)
+    assert (s.bucket, s.prefix, s.max_bytes) == ("from-env", "file/", 2000)
+    s = load_settings({"bucket": "from-flag", "prefix": None}, config=path, env=env)
+    assert (s.bucket, s.prefix) == ("from-flag", "file/")
+
+
+def test_prefix_set_but_empty_means_no_prefix(tmp_path: Path) -> None:
+    path = config(tmp_path, "prefix: news/wire\n")
+    assert load_settings(config=path, env={}).prefix == "news/wire/"
+    assert load_settings(config=path, env={"INGEST_PREFIX": ""}).prefix == ""
+
+
+def test_config_file_found_through_environment(tmp_path: Path) -> None:
+    path = config(tmp_path, "bucket: via-env-path\n")
+    assert load_settings(env={"INGEST_CONFIG": str(path)}).bucket == "via-env-path"
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "words"),
+    [
+        ("bucket: Bad_Bucket\n", {}, "bucket (from"),
+        ("max_bytes: -1\n", {}, "max_bytes (from"),
+        ("nonsense: 1\n", {}, "nonsense"),
+        ("bucket: [unclosed\n", {}, "not valid YAML"),
+        ("{}", {"INGEST_MAX_BYTES": "lots"}, "max_bytes (from $INGEST_MAX_BYTES)"),
+        ("modules:\n  disable: [no-such-rule]\n", {}, "no rule named 'no-such-rule'"),
+        ("modules:\n  add: [{name: x, kind: link, pattern: '(unclosed'}]\n", {}, "not a valid regular expression"),
+    ],
+)
+def test_bad_config_names_the_key_and_why(tmp_path: Path, text: str, env: dict[str, str], words: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(config=config(tmp_path, text), env=env)
+    assert words in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_missing_explicit_config_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(config=tmp_path / "nope.yaml", env={})
+
+
+def test_rules_can_be_added_and_disabled(tmp_path: Path) -> None:
+    path = config(
+        tmp_path,
+        "modules:\n  disable: [read-more]\n  add:\n    - {name: wire-footer, kind: furniture, pattern: '^ENDS$'}\n",
+    )
+    rules = load_settings(config=path, env={}).rules
+    assert rules.classify("ENDS") is not None
+    verdict = rules.classify("READ MORE Something")
+    assert verdict is None or verdict[0].name != "read-more"
