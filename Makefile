@@ -31,14 +31,17 @@ s3-down:        ## stop the local S3 server
 	@if [ -x $(PY) ]; then $(PY) -m ingest.devserver down --dir $(S3DIR); fi
 
 run: s3-up      ## start the local S3, ingest examples/ (and the seed), show a stored document
-	@. ./$(S3DIR).env && export INGEST_BUCKET=ingest-demo && \
-	  files="$$(ls examples/*.txt)"; \
-	  if [ -d $(SHARED)/seeds ]; then files="$$files $$(ls $(SHARED)/seeds/*.txt)"; \
-	  else echo "note: $(SHARED)/seeds not found beside the checkout; ingesting examples/ only"; fi; \
+	@. ./$(S3DIR).env; \
+	  files="$$(ls examples/*.txt)"; show=harbour-bridge-closure; \
+	  if [ -d $(SHARED)/seeds ]; then files="$$files $$(ls $(SHARED)/seeds/*.txt)"; show=000_a02b289d76dca1f3; \
+	  else echo "note: $(SHARED)/seeds/ is not beside the checkout; ingesting examples/ only"; fi; \
+	  echo "== ingest file examples/*.txt $(SHARED)/seeds/*.txt"; \
 	  $(BIN)/ingest file $$files; status=$$?; \
-	  echo; echo "== ingest show iran-offers-iraq (the stored latest.json) =="; \
-	  $(BIN)/ingest show iran-offers-iraq | head -60; \
-	  echo "..."; echo; echo "Try: . ./$(S3DIR).env && INGEST_BUCKET=ingest-demo $(BIN)/ingest history iran-offers-iraq"; \
+	  echo; echo "== ingest show $$show   (articles/$$show/latest.json)"; \
+	  $(BIN)/ingest show $$show; \
+	  echo; echo "== ingest history $$show"; $(BIN)/ingest history $$show; \
+	  echo; echo "The local S3 keeps running. To use the CLI against it:  . ./$(S3DIR).env && $(BIN)/ingest --help"; \
+	  echo "Stop it with:  make s3-down"; \
 	  exit $$status
 
 test: $(STAMP)  ## run the whole test suite (starts its own SeaweedFS)

@@ -153,8 +153,8 @@ class VersionRecord(_Model):
     editor: str | None = None
 
 
-class Document(Content):
-    """One immutable version of an article, as stored at ``articles/{id}/v{version}.json``."""
+class _VersionHead(_Model):
+    """Identity and versioning fields, first in every stored document so people see them first."""
 
     schema_version: Literal["1.0"] = Field(default=SCHEMA_VERSION, description="Version of this schema.")
     id: str = Field(
@@ -170,6 +170,14 @@ class Document(Content):
     correction: Correction | None = Field(default=None, description="The editor's note, for corrections.")
     rolled_back_to: int | None = Field(default=None, description="For a rollback: whose content this is.")
     change_summary: ChangeSummary | None = Field(default=None, description="Difference to the previous version.")
+
+
+class Document(Content, _VersionHead):
+    """One immutable version of an article, as stored at ``articles/{id}/v{version}.json``.
+
+    Field order in the JSON: identity and versioning, then the content, then provenance and history.
+    """
+
     source: SourceInfo
     history: list[VersionRecord] = Field(
         default_factory=list, description="Every earlier version of this article, oldest first."
