@@ -117,6 +117,11 @@ class SourceInfo(_Model):
     line_endings: Literal["lf", "crlf", "cr", "mixed", "none"] = Field(
         description="Line endings found in the input; the document always uses LF."
     )
+    input_version: str | None = Field(
+        default=None,
+        description="The version the input itself declares (front-matter `version`, a wire item's version or "
+        "version timestamp); an incoming item older than the stored one is `stale`.",
+    )
     headline_repeated: bool = Field(
         default=False,
         description="True when the input repeated the headline as its next line (a scraping artefact that "

@@ -122,6 +122,7 @@ def prepare(
         encoding=decoded.encoding,
         encoding_rule=decoded.rule,
         line_endings=decoded.line_endings,
+        input_version=parsed.version,
         headline_repeated=parsed.headline_repeated,
     )
     return Prepared(

@@ -17,8 +17,11 @@ class Parsed:
     content: Content
     headline_repeated: bool = False
     #: Identity, version and correction hints carried by the input itself (front matter, wire headers).
+    #: ``version`` is the input's own version: an integer ("3") or an ISO 8601 timestamp; an incoming
+    #: item whose version is older than the stored one's is ``stale``.
     id: str | None = None
     version: str | None = None
+    #: A correction note (front-matter ``note``, NewsML-G2 ``edNote`` with a ``sig:correction`` signal).
     note: str | None = None
     editor: str | None = None
 
