@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,11 +23,14 @@ from ingest.errors import IngestError, InputError, RunError
 from ingest.models import ChangeEntry, Document, VersionRecord
 from ingest.parsers import registry
 from ingest.pipeline import Committer, Outcome, draft, ingest_files, safe_prepare
-from ingest.settings import Settings, load_settings
+from ingest.report import LogFormat, Reporter, setup_logging
+from ingest.runner import open_sources, run_once, watch
+from ingest.settings import Settings, load_settings, source_for
 from ingest.stores.s3 import S3Store
 from ingest.versioning import Keys, changes_prefix, diff_lines
 
 EXIT_OK, EXIT_REFUSED, EXIT_RUN_FAILED = 0, 1, 2
+log = logging.getLogger("ingest.cli")
 
 _DESCRIPTION = """\
 Ingest article files into S3-compatible storage as versioned JSON documents.
@@ -64,6 +69,12 @@ def _common() -> argparse.ArgumentParser:
     group.add_argument("--bucket", metavar="NAME", help="S3 bucket (overrides $INGEST_BUCKET and the config file)")
     group.add_argument("--prefix", metavar="PREFIX", help="key prefix inside the bucket ('' for none)")
     group.add_argument("--debug", action="store_true", help="log every request and retry; show tracebacks")
+    group.add_argument(
+        "--log-format",
+        choices=("auto", "text", "json"),
+        default="auto",
+        help="text for people, json for log collectors (auto: text on a terminal, else json for run/watch)",
+    )
     return common
 
 
@@ -160,6 +171,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", metavar="TIME", help="only entries at or after this ISO 8601 time (UTC if no zone)")
     p.add_argument("--json", action="store_true", help="JSON Lines, one entry per line")
 
+    run_help = (
+        "Sources come from `sources:` in the config file, or --source for this run only. A file is\n"
+        "taken once it has settled (unchanged for settle_seconds); hidden and temporary names (*.part,\n"
+        "*.tmp, *.crdownload) never are. After its document is stored a file moves to processed/; a\n"
+        "refused file moves to failed/ with <name>.error.json beside it. Overlapping runs never take the\n"
+        "same file. A report goes to runs/{run-id}.json.\n\n"
+        "exit codes: 0 all good, 1 some files refused, 2 the run failed (nothing of the failed batch moved)"
+    )
+    p = command(
+        "run",
+        "sweep every source once and exit (for cron, timers, CronJobs)",
+        "Sweep every configured source once, ingest what has arrived, and exit.\n\n" + run_help,
+        _cmd_run,
+    )
+    p.add_argument(
+        "--source",
+        action="append",
+        metavar="PATH|s3://BUCKET/PREFIX/",
+        help="sweep this folder or S3 inbox instead of the configured sources (repeatable)",
+    )
+    p = command(
+        "watch",
+        "keep sweeping sources until stopped",
+        "Sweep sources every poll_seconds until SIGINT or SIGTERM; on either, finish the file in hand\n"
+        "and exit cleanly.\n\n" + run_help,
+        _cmd_watch,
+    )
+    p.add_argument(
+        "--source",
+        action="append",
+        metavar="PATH|s3://BUCKET/PREFIX/",
+        help="watch this folder or S3 inbox instead of the configured sources (repeatable)",
+    )
+    p.add_argument("--interval", type=float, metavar="SECONDS", help="seconds between sweeps (poll_seconds)")
+    p = command(
+        "retry-failed",
+        "put refused files back into their source for the next run",
+        "Move every file in each source's failed/ back into the source, dropping its .error.json,\n"
+        "once the cause is fixed (a rule changed, a parser fixed). The next run takes them again.",
+        _cmd_retry_failed,
+    )
+    p.add_argument(
+        "--source",
+        action="append",
+        metavar="PATH|s3://BUCKET/PREFIX/",
+        help="only this folder or S3 inbox (repeatable)",
+    )
+
     command(
         "formats",
         "list the input formats ingest understands",
@@ -172,14 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.WARNING,
-        format="ingest: %(levelname)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if not args.debug:
-        for noisy in ("botocore", "boto3", "urllib3"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+    args.log_format = _log_format(args)
+    setup_logging(args.log_format, args.debug)
     try:
         code: int = args.handler(args)
         return code
@@ -201,8 +254,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 # ---------------------------------------------------------------------------------------------- commands
 
 
+def _log_format(args: argparse.Namespace) -> LogFormat:
+    if args.log_format != "auto":
+        return "json" if args.log_format == "json" else "text"
+    sweeping = args.command in {"run", "watch"}
+    return "json" if sweeping and not sys.stderr.isatty() else "text"
+
+
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings({"bucket": args.bucket, "prefix": args.prefix}, config=args.config)
+    flags: dict[str, object] = {"bucket": args.bucket, "prefix": args.prefix}
+    if getattr(args, "source", None):
+        flags["sources"] = [source_for(location) for location in args.source]
+    if getattr(args, "interval", None):
+        flags["poll_seconds"] = args.interval
+    return load_settings(flags, config=args.config)
 
 
 def _store(settings: Settings) -> S3Store:
@@ -315,6 +380,44 @@ def _cmd_changes(args: argparse.Namespace) -> int:
                 print(entry.model_dump_json())
             else:
                 print(f"{entry.time:%Y-%m-%d %H:%M:%S}Z  {entry.action:<11} {entry.id} v{entry.version}  {entry.key}")
+    return EXIT_OK
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    report = run_once(settings, _store(settings), open_sources(settings), Reporter(args.log_format))
+    return EXIT_REFUSED if report.errors else EXIT_OK
+
+
+def _cmd_watch(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    store, sources = _store(settings), open_sources(settings)
+    stop = threading.Event()
+
+    def graceful(signum: int, _frame: object) -> None:
+        if stop.is_set():  # a second Ctrl-C means now
+            raise KeyboardInterrupt
+        log.warning("%s: finishing the file in hand, then stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, graceful)
+    signal.signal(signal.SIGINT, graceful)
+    log.info(
+        "watching %s every %.1f s; stop with Ctrl-C or SIGTERM",
+        ", ".join(s.settings.location for s in sources),
+        settings.poll_seconds,
+    )
+    watch(settings, store, sources, Reporter(args.log_format), stop)
+    return EXIT_OK
+
+
+def _cmd_retry_failed(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    for source in open_sources(settings):
+        names = source.retry_failed()
+        for name in names:
+            print(f"requeued   {source.settings.location.rstrip('/')}/{name}")
+        print(f"{source.settings.name}: {len(names)} file{'s' if len(names) != 1 else ''} put back")
     return EXIT_OK
 
 

@@ -21,19 +21,27 @@ import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Literal
 
 from pydantic import ValidationError
 
-from ingest.errors import InputError, InvalidDocument, StoreConflict, StoreError
+from ingest.errors import InputError, InvalidDocument, RunError, StoreConflict, StoreError
 from ingest.models import ChangeEntry, Content, Correction, Document, SourceInfo, VersionRecord
 from ingest.parsers import registry
 from ingest.reader import decode, read_bytes
 from ingest.settings import Settings
 from ingest.split import Rules
 from ingest.stores.s3 import S3Store, Stored
-from ingest.versioning import Keys, changes_prefix, id_from_file_name, raw_extension, safe_id, summarize
+from ingest.versioning import (
+    Keys,
+    changes_prefix,
+    id_from_file_name,
+    is_older,
+    raw_extension,
+    safe_id,
+    summarize,
+)
 
 log = logging.getLogger("ingest.pipeline")
 
@@ -102,17 +110,27 @@ def prepare(
     display: str | None = None,
     received_at: datetime | None = None,
     doc_id: str | None = None,
+    format: str | None = None,
+    id_from: Literal["input", "file"] = "input",
+    id_prefix: str = "",
 ) -> Prepared:
-    """Read, parse and split one input. Pure: the same bytes give the same content and hash."""
+    """Read, parse and split one input. Pure: the same bytes give the same content and hash.
+
+    ``format`` forces a parser (default: detected from the content); the id is ``doc_id`` when given,
+    else the input's own id (``id_from="input"``) or the file name stem, with ``id_prefix`` before it.
+    """
     shown = display or file_name
     decoded = decode(data, shown)
-    parser = registry.detect(file_name, decoded.text)
+    parser = registry.get(format) if format else registry.detect(file_name, decoded.text)
     parsed = parser.parse(decoded, shown, rules)
-    article_id = (
-        safe_id(doc_id, shown)
-        if doc_id
-        else (safe_id(parsed.id, shown) if parsed.id else id_from_file_name(file_name, shown))
-    )
+    if doc_id:
+        article_id = safe_id(doc_id, shown)
+    elif parsed.id and id_from == "input":
+        article_id = safe_id(id_prefix + parsed.id, shown)
+    else:
+        article_id = (
+            safe_id(id_prefix + PurePath(file_name).stem, shown) if id_prefix else id_from_file_name(file_name, shown)
+        )
     source = SourceInfo(
         format=parser.name,
         file_name=Path(file_name).name or file_name,
@@ -227,6 +245,16 @@ class Committer:
                 return Outcome(item.path, "unchanged", item.id, prev.version, keys.version(prev.version), message=msg)
             if prev is not None and rolled_back_to is None:
                 # Only an explicit rollback may bring superseded content back.
+                declared, stored = item.source.input_version, prev.source.input_version
+                if declared and stored and is_older(declared, stored):
+                    return Outcome(
+                        item.path,
+                        "stale",
+                        item.id,
+                        prev.version,
+                        keys.version(prev.version),
+                        message=f"input version {declared} is older than stored {stored}",
+                    )
                 earlier = [h.version for h in prev.history if h.content_sha256 == sha]
                 if earlier:
                     return Outcome(
@@ -329,24 +357,29 @@ def ingest_files(
 
 
 def safe_prepare(path: Path, settings: Settings) -> Prepared | Outcome:
-    """``prepare_file``, with any per-file failure turned into a ``failed`` outcome, bugs included."""
+    """``prepare_file``, with any per-file failure turned into a ``failed`` outcome."""
+    return guarded(str(path), lambda: prepare_file(path, settings))
+
+
+def guarded(display: str, work: Callable[[], Prepared]) -> Prepared | Outcome:
+    """Run the pure part for one file; every per-file failure, bugs included, becomes ``failed``."""
     try:
-        return prepare_file(path, settings)
+        return work()
     except InputError as exc:
-        return Outcome(str(path), "failed", error=exc)
+        return Outcome(display, "failed", error=exc)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        err = InvalidDocument(str(path), f"field {where}: {first['msg']}", check="schema", field=where)
-        return Outcome(str(path), "failed", error=err)
+        err = InvalidDocument(display, f"field {where}: {first['msg']}", check="schema", field=where)
+        return Outcome(display, "failed", error=err)
     except RecursionError:
-        return Outcome(str(path), "failed", error=InvalidDocument(str(path), "is nested too deeply", check="depth"))
-    except (StoreError, KeyboardInterrupt):
+        return Outcome(display, "failed", error=InvalidDocument(display, "is nested too deeply", check="depth"))
+    except (RunError, KeyboardInterrupt):
         raise
     except Exception as exc:  # a bug in one parser must not take the other files down
-        log.exception("internal error while reading %s", path)
-        bug = InputError(str(path), f"internal error ({type(exc).__name__}: {exc}); please report it", check="internal")
-        return Outcome(str(path), "failed", error=bug)
+        log.exception("internal error while reading %s", display)
+        bug = InputError(display, f"internal error ({type(exc).__name__}: {exc}); please report it", check="internal")
+        return Outcome(display, "failed", error=bug)
 
 
 def _build(

@@ -85,6 +85,58 @@ class ModuleSettings(BaseModel):
     disable: list[str] = Field(default_factory=list, description="Names of rules to switch off.")
 
 
+class SourceSettings(BaseModel):
+    """One place files arrive: a local drop folder or an S3 inbox prefix."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$", description="Short name used in reports and lock keys.")
+    location: str = Field(min_length=1, description="A folder path, or s3://bucket/prefix/ for an S3 inbox.")
+    format: str | None = Field(default=None, description="Force one input format; default: detect by content.")
+    id_from: Literal["input", "file"] = Field(
+        default="input",
+        description="`input`: the id the file carries (front matter, wire id), else its name; "
+        "`file`: always the file name.",
+    )
+    id_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$", description="Put before every id.")
+    settle_seconds: float = Field(
+        default=5.0, ge=0, description="A file is taken only once unchanged (size and mtime) for this long."
+    )
+    modules: ModuleSettings | None = Field(default=None, description="Module rules for this source only.")
+
+    @property
+    def is_s3(self) -> bool:
+        return self.location.startswith("s3://")
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, value: str | None) -> str | None:
+        from ingest.parsers import registry  # parsers import settings' siblings, not settings: no cycle
+
+        if value is not None:
+            registry.get(value)  # raises ConfigError naming the known formats
+        return value
+
+    @field_validator("location")
+    @classmethod
+    def _location(cls, value: str) -> str:
+        if value.startswith("s3://"):
+            bucket = value[5:].split("/", 1)[0]
+            if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket):
+                raise ValueError(f"{value!r}: not an s3://bucket/prefix/ address")
+        return value
+
+
+def source_for(location: str) -> SourceSettings:
+    """A one-run source from ``--source PATH`` or ``--source s3://bucket/prefix/``."""
+    stem = location.rstrip("/").rsplit("/", 1)[-1] or "source"
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", stem)[:64].strip("-.") or "source"
+    try:
+        return SourceSettings(name=name, location=location)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, "--source")) from exc
+
+
 class Settings(BaseModel):
     """Everything a run needs to know. Build it with ``load_settings``."""
 
@@ -101,6 +153,20 @@ class Settings(BaseModel):
         default=60.0, gt=0, description="Give up retrying one S3 request after this many seconds in all."
     )
     modules: ModuleSettings = Field(default_factory=ModuleSettings)
+    sources: list[SourceSettings] = Field(default_factory=list, description="Where `ingest run` looks for files.")
+    lease_seconds: float = Field(
+        default=300.0, gt=0, description="A file lease left by a run that died expires after this long."
+    )
+    poll_seconds: float = Field(default=2.0, gt=0, description="How often `ingest watch` looks for new files.")
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_names(cls, value: list[SourceSettings]) -> list[SourceSettings]:
+        names = [s.name for s in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"source names must be unique; repeated: {', '.join(dupes)}")
+        return value
 
     @field_validator("bucket")
     @classmethod
@@ -121,6 +187,10 @@ class Settings(BaseModel):
     def rules(self) -> Rules:
         """The compiled module-detection rules."""
         return load_rules(self.modules)
+
+    def rules_for(self, source: SourceSettings) -> Rules:
+        """A source's own rules when it has them, else the global ones."""
+        return self.rules if source.modules is None else load_rules(source.modules)
 
 
 def load_rules(modules: ModuleSettings) -> Rules:
@@ -175,6 +245,8 @@ def load_settings(
     except ValidationError as exc:
         raise ConfigError(_describe(exc, "settings", origin)) from exc
     _ = settings.rules  # compile now, so a bad rule is a config error before any file is touched
+    for source in settings.sources:
+        settings.rules_for(source)
     return settings
 
 

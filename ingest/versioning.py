@@ -16,6 +16,7 @@ import difflib
 import re
 import unicodedata
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import PurePath
 
 from ingest.errors import InvalidDocument
@@ -49,6 +50,24 @@ def raw_extension(file_name: str) -> str:
     """The extension kept on the archived raw input: lowercase, key-safe, at most 16 characters."""
     suffix = PurePath(file_name).suffix.lower()
     return suffix if re.fullmatch(r"\.[a-z0-9]{1,15}", suffix) else ".bin" if suffix else ""
+
+
+def is_older(incoming: str, stored: str) -> bool:
+    """True when an input's own version is older than the stored one's.
+
+    Versions are compared as integers when both are integers ("3" < "12"), as times when both are
+    ISO 8601 timestamps, and are otherwise not comparable (never older): we do not guess.
+    """
+    if incoming.strip().isdigit() and stored.strip().isdigit():
+        return int(incoming) < int(stored)
+    try:
+        a = datetime.fromisoformat(incoming.strip().replace("Z", "+00:00"))
+        b = datetime.fromisoformat(stored.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    if (a.tzinfo is None) != (b.tzinfo is None):
+        a, b = a.replace(tzinfo=a.tzinfo or UTC), b.replace(tzinfo=b.tzinfo or UTC)
+    return a < b
 
 
 @dataclass(frozen=True)

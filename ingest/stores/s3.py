@@ -213,8 +213,31 @@ class S3Store:
 
         return self._call(f"PUT {key}", key, send)
 
+    def delete(self, key: str) -> None:
+        """Remove ``key``; removing what is already gone is not an error."""
+
+        def send() -> None:
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+
+        self._call(f"DELETE {key}", key, send)
+
+    def copy(self, source_key: str, target_key: str) -> None:
+        """Server-side copy inside the bucket (the bytes do not travel through us)."""
+
+        def send() -> None:
+            self.client.copy_object(
+                Bucket=self.bucket, Key=target_key, CopySource={"Bucket": self.bucket, "Key": source_key}
+            )
+
+        self._call(f"COPY {source_key} -> {target_key}", source_key, send)
+
     def list_keys(self, prefix: str, start_after: str = "") -> Iterator[str]:
         """Keys under ``prefix`` in lexical order, after ``start_after``."""
+        for key, _size in self.list_objects(prefix, start_after):
+            yield key
+
+    def list_objects(self, prefix: str, start_after: str = "") -> Iterator[tuple[str, int]]:
+        """``(key, size)`` under ``prefix`` in lexical order, after ``start_after``."""
         token: str | None = None
         while True:
             kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
@@ -224,7 +247,7 @@ class S3Store:
                 kwargs["StartAfter"] = start_after
             page = self._call(f"LIST {prefix}", prefix, functools.partial(self.client.list_objects_v2, **kwargs))
             for item in page.get("Contents", []):
-                yield item["Key"]
+                yield item["Key"], int(item.get("Size", 0))
             if not page.get("IsTruncated"):
                 return
             token = page.get("NextContinuationToken")

@@ -1,0 +1,153 @@
+"""What a run tells people and machines: per-file lines, a progress bar, JSON logs, the run report.
+
+The run report is stored at ``runs/{run-id}.json``: counts per outcome, every per-file error, and
+timings. People get one line per file and a summary; with ``--log-format json`` (the default when
+stderr is not a terminal) every event is one JSON object per line on stderr instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections import Counter
+from datetime import datetime
+from typing import Any, Literal, TextIO
+
+from pydantic import BaseModel, Field
+
+LogFormat = Literal["text", "json"]
+log = logging.getLogger("ingest.run")
+
+
+class FileRecord(BaseModel):
+    """One file of a run."""
+
+    source: str
+    path: str
+    outcome: str
+    id: str | None = None
+    version: int | None = None
+    key: str | None = None
+    moved_to: str | None = None
+    error: dict[str, str | None] | None = None
+    message: str | None = None
+
+
+class RunReport(BaseModel):
+    """``runs/{run-id}.json``."""
+
+    run_id: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    seconds: float = 0.0
+    sources: list[str] = Field(default_factory=list)
+    counts: dict[str, int] = Field(default_factory=dict, description="Files per outcome, plus `waiting`.")
+    waiting: list[str] = Field(default_factory=list, description="Files not yet settled, left for a later run.")
+    leased_elsewhere: int = Field(default=0, description="Files another run was already working on.")
+    files: list[FileRecord] = Field(default_factory=list)
+    error: str | None = Field(default=None, description="Why the run itself failed, if it did.")
+
+    def count(self) -> None:
+        self.counts = dict(Counter(f.outcome for f in self.files))
+        if self.waiting:
+            self.counts["waiting"] = len(self.waiting)
+
+    @property
+    def errors(self) -> list[FileRecord]:
+        return [f for f in self.files if f.error is not None]
+
+    def summary(self) -> str:
+        parts = [f"{n} {word}" for word, n in sorted(self.counts.items()) if word != "waiting"]
+        total = sum(n for word, n in self.counts.items() if word != "waiting")
+        line = f"run {self.run_id}: {total} file{'s' if total != 1 else ''}"
+        line += f" ({', '.join(parts)})" if parts else ""
+        if self.waiting:
+            line += f"; {len(self.waiting)} still being written, left for the next run"
+        if self.leased_elsewhere:
+            line += f"; {self.leased_elsewhere} taken by another run"
+        line += f"; {self.seconds:.1f} s"
+        if self.error:
+            line += f"; RUN FAILED: {self.error}"
+        return line
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per log record, with any ``extra={"event": {...}}`` fields merged in."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in getattr(record, "event", {}).items():
+            data.setdefault(key, value)  # the four fields above are never overwritten by event fields
+        return json.dumps(data, ensure_ascii=False, default=str)
+
+
+def setup_logging(fmt: LogFormat, debug: bool, stream: TextIO | None = None) -> None:
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter("ingest: %(levelname)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if debug else logging.WARNING)
+    logging.getLogger("ingest").setLevel(logging.DEBUG if debug else logging.INFO)
+    if not debug:
+        for noisy in ("botocore", "boto3", "urllib3"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class Reporter:
+    """Shows a run as it goes: file lines (text) or JSON events, and a progress bar on a terminal."""
+
+    def __init__(self, fmt: LogFormat, out: TextIO | None = None, err: TextIO | None = None) -> None:
+        self.fmt = fmt
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.progress = fmt == "text" and self.err.isatty()
+        self._done = 0
+        self._total = 0
+
+    def planned(self, n: int) -> None:
+        self._total += n
+        self._bar()
+
+    def file(self, record: FileRecord) -> None:
+        self._done += 1
+        if self.fmt == "json":
+            level = logging.WARNING if record.error else logging.INFO
+            event = {"event": "file", **record.model_dump(exclude={"message"}), "detail": record.message}
+            text = f"{record.outcome} {record.path}" + (f" -> {record.key}" if record.key else "")
+            log.log(level, text, extra={"event": event})
+        else:
+            self._clear()
+            if record.error is not None:
+                print(f"failed     {record.path}: {record.error.get('message')}", file=self.out, flush=True)
+            else:
+                extra = f" ({record.message})" if record.message else ""
+                print(f"{record.outcome:<10} {record.path} -> {record.key}{extra}", file=self.out, flush=True)
+        self._bar()
+
+    def finished(self, report: RunReport) -> None:
+        self._clear()
+        if self.fmt == "json":
+            level = logging.ERROR if report.error else logging.INFO
+            event = {"event": "run", **report.model_dump(mode="json", exclude={"files"})}
+            log.log(level, report.summary(), extra={"event": event})
+        else:
+            print(report.summary(), file=self.out, flush=True)
+
+    def _bar(self) -> None:
+        if not self.progress or not self._total:
+            return
+        width = 30
+        filled = int(width * self._done / self._total)
+        self.err.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self._done}/{self._total}")
+        self.err.flush()
+
+    def _clear(self) -> None:
+        if self.progress:
+            self.err.write("\r\033[K")
+            self.err.flush()

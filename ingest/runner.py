@@ -1,0 +1,227 @@
+"""Sweeping sources: ``ingest run`` (once, for cron and CronJobs) and ``ingest watch`` (until stopped).
+
+For each source, in batches::
+
+    lease each file (locks/{source}/{hash}.json, If-None-Match: *)  -> another run's files are skipped
+    read + prepare (pure)                                          -> refused files become `failed`
+    commit the batch (pipeline.Committer: versions, raw, changes, latest)
+    move each file: processed/ after its document is stored, failed/ with <name>.error.json if refused
+    release the leases
+
+A storage failure stops the run before anything of that batch is moved (exit 2); the next run
+starts over and is idempotent. A lease left by a run that died expires after ``lease_seconds``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from ingest.errors import InputError, RunError
+from ingest.pipeline import Committer, Outcome, Prepared, guarded, prepare
+from ingest.report import FileRecord, Reporter, RunReport
+from ingest.settings import Settings
+from ingest.sources import Candidate, Source, open_source
+from ingest.stores.s3 import S3Store
+
+log = logging.getLogger("ingest.run")
+
+
+@dataclass
+class Leases:
+    """Per-file leases in the document bucket, so overlapping runs never take the same file."""
+
+    store: S3Store
+    prefix: str
+    run_id: str
+    seconds: float
+
+    def key(self, source: str, ref: str) -> str:
+        return f"{self.prefix}locks/{source}/{hashlib.sha256(ref.encode()).hexdigest()[:40]}.json"
+
+    def acquire(self, source: str, ref: str) -> bool:
+        key = self.key(source, ref)
+        now = datetime.now(UTC)
+        body = json.dumps(
+            {"run_id": self.run_id, "file": ref, "expires_at": (now + timedelta(seconds=self.seconds)).isoformat()}
+        ).encode()
+        if self.store.put_new(key, body):
+            return True
+        held = self.store.get(key)
+        if held is None:  # released between our two requests: try once more
+            return self.store.put_new(key, body)
+        try:
+            holder = json.loads(held.body)
+            expired = datetime.fromisoformat(holder["expires_at"]) <= now
+            ours = holder.get("run_id") == self.run_id
+        except (ValueError, KeyError, TypeError):
+            expired, ours = True, False  # an unreadable lease protects nothing
+        if ours:
+            return True
+        if expired:
+            log.warning("taking over the expired lease on %s (run %s)", ref, holder.get("run_id", "?"))
+            return self.store.replace(key, body, held.etag)
+        return False
+
+    def release(self, source: str, ref: str) -> None:
+        self.store.delete(self.key(source, ref))
+
+
+def run_once(
+    settings: Settings,
+    store: S3Store,
+    sources: Sequence[Source],
+    reporter: Reporter,
+    *,
+    stop: Callable[[], bool] = lambda: False,
+    committer: Committer | None = None,
+    quiet_when_idle: bool = False,
+) -> RunReport:
+    """Sweep every source once. Raises ``RunError`` (after reporting) when the run cannot go on."""
+    committer = committer or Committer(store, settings.prefix)
+    report = RunReport(
+        run_id=committer.run_id, started_at=datetime.now(UTC), sources=[s.settings.name for s in sources]
+    )
+    started = time.monotonic()
+    try:
+        store.ensure_bucket()
+        leases = Leases(store, settings.prefix, committer.run_id, settings.lease_seconds)
+        for source in sources:
+            scan = source.scan(time.time())
+            report.waiting += scan.waiting
+            reporter.planned(len(scan.ready))
+            for start in range(0, len(scan.ready), settings.batch_size):
+                if stop():
+                    break
+                _batch(
+                    settings,
+                    source,
+                    scan.ready[start : start + settings.batch_size],
+                    committer,
+                    leases,
+                    report,
+                    reporter,
+                    stop,
+                )
+    except RunError as exc:
+        report.error = str(exc)
+        raise
+    finally:
+        report.finished_at = datetime.now(UTC)
+        report.seconds = time.monotonic() - started
+        report.count()
+        if report.files or report.error or not quiet_when_idle:
+            reporter.finished(report)
+        if report.error is None and report.files:
+            key = f"{settings.prefix}runs/{report.run_id}.json"
+            store.put(key, report.model_dump_json(indent=2).encode())
+    return report
+
+
+def _batch(
+    settings: Settings,
+    source: Source,
+    candidates: Sequence[Candidate],
+    committer: Committer,
+    leases: Leases,
+    report: RunReport,
+    reporter: Reporter,
+    stop: Callable[[], bool],
+) -> None:
+    name = source.settings.name
+    taken: list[Candidate] = []
+    results: list[Prepared | Outcome] = []
+    try:
+        for candidate in candidates:
+            if stop():  # finish what is in hand, take nothing new
+                break
+            if not leases.acquire(name, candidate.ref):
+                report.leased_elsewhere += 1
+                continue
+            taken.append(candidate)
+            results.append(_prepare(settings, source, candidate))
+        committed = iter(committer.commit([r for r in results if isinstance(r, Prepared)]))
+        now = datetime.now(UTC)
+        for candidate, result in zip(taken, results, strict=True):
+            outcome = result if isinstance(result, Outcome) else next(committed)
+            record = FileRecord(
+                source=name,
+                path=candidate.display,
+                outcome=outcome.outcome,
+                id=outcome.id,
+                version=outcome.version,
+                key=outcome.key,
+                message=outcome.message,
+            )
+            if outcome.message == _VANISHED:
+                continue  # another run moved it after we listed it: not ours to report
+            if outcome.error is not None:
+                record.error = outcome.error.as_dict()
+                record.moved_to = source.fail(candidate, record.error, now)
+            else:
+                record.moved_to = source.done(candidate, now)
+            report.files.append(record)
+            reporter.file(record)
+    finally:
+        for candidate in taken:
+            try:
+                leases.release(name, candidate.ref)
+            except RunError:  # storage is down; the lease expires on its own
+                log.debug("could not release the lease on %s", candidate.ref)
+
+
+_VANISHED = "vanished before it was read"
+
+
+def _prepare(settings: Settings, source: Source, candidate: Candidate) -> Prepared | Outcome:
+    conf = source.settings
+    if candidate.refusal is not None:
+        refused = InputError(candidate.display, candidate.refusal, check="refused")
+        return Outcome(candidate.display, "failed", error=refused)
+    try:
+        data = source.read(candidate, settings.max_bytes)
+    except InputError as exc:
+        return Outcome(candidate.display, "failed", error=exc)
+    if data is None:
+        return Outcome(candidate.display, "unchanged", message=_VANISHED)
+    rules = settings.rules_for(conf)
+    return guarded(
+        candidate.display,
+        lambda: prepare(
+            data,
+            candidate.name,
+            rules,
+            display=candidate.display,
+            format=conf.format,
+            id_from=conf.id_from,
+            id_prefix=conf.id_prefix,
+        ),
+    )
+
+
+def watch(
+    settings: Settings,
+    store: S3Store,
+    sources: Sequence[Source],
+    reporter: Reporter,
+    stop: threading.Event,
+) -> int:
+    """Sweep until ``stop`` is set; returns how many sweeps found files."""
+    busy = 0
+    while not stop.is_set():
+        report = run_once(settings, store, sources, reporter, stop=stop.is_set, quiet_when_idle=True)
+        busy += bool(report.files)
+        stop.wait(settings.poll_seconds)
+    return busy
+
+
+def open_sources(settings: Settings) -> list[Source]:
+    if not settings.sources:
+        raise RunError("no sources configured: add `sources:` to config/ingest.yaml or pass --source PATH")
+    return [open_source(s, settings.retry_attempts, settings.retry_max_seconds) for s in settings.sources]

@@ -1,0 +1,75 @@
+"""Places article files come from: one module per kind, behind one small interface.
+
+A source lists candidates, reads one, and after the pipeline has durably stored (or refused) it,
+moves it to ``processed/`` or ``failed/`` (with ``<name>.error.json`` beside it). Nothing is moved
+or deleted before its document is stored. ``open_source`` picks the module from the location.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from fnmatch import fnmatch
+from typing import Protocol
+
+from ingest.settings import SourceSettings
+
+#: Names never taken: hidden files and the temporary names of half-written uploads.
+IGNORED = (".*", "*.part", "*.tmp", "*.crdownload", "*.swp", "*~")
+
+
+def ignored(name: str) -> bool:
+    return any(fnmatch(name, pattern) for pattern in IGNORED)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One file a source offers. ``ref`` is its path or key; ``display`` is what people are shown."""
+
+    ref: str
+    name: str
+    size: int
+    display: str
+    #: Set when the source already knows the file must be refused (e.g. a symlink out of the folder).
+    refusal: str | None = None
+
+
+@dataclass(frozen=True)
+class Scan:
+    """What one look at a source found."""
+
+    ready: list[Candidate]
+    #: Files seen but not yet settled (still being written); left for a later run.
+    waiting: list[str]
+
+
+class Source(Protocol):
+    settings: SourceSettings
+
+    def scan(self, now: float) -> Scan: ...
+
+    def read(self, candidate: Candidate, max_bytes: int) -> bytes | None:
+        """The candidate's bytes; None when it vanished (another run took it)."""
+        ...
+
+    def done(self, candidate: Candidate, when: datetime) -> str:
+        """Move a stored file to ``processed/``; returns where it went."""
+        ...
+
+    def fail(self, candidate: Candidate, error: dict[str, str | None], when: datetime) -> str:
+        """Move a refused file to ``failed/`` with ``<name>.error.json``; returns where it went."""
+        ...
+
+    def retry_failed(self) -> list[str]:
+        """Put every file in ``failed/`` back, dropping its error file; returns the names."""
+        ...
+
+
+def open_source(settings: SourceSettings, attempts: int = 6, max_seconds: float = 60.0) -> Source:
+    if settings.is_s3:
+        from ingest.sources.s3inbox import S3Inbox
+
+        return S3Inbox(settings, attempts=attempts, max_seconds=max_seconds)
+    from ingest.sources.folder import Folder
+
+    return Folder(settings)

@@ -1,0 +1,74 @@
+"""An S3 inbox: objects under ``s3://bucket/prefix/``, with ``processed/`` and ``failed/`` under it.
+
+An object is complete once it is listed (S3 writes are atomic), so there is no settling. Moving is a
+server-side copy followed by a delete, and the delete only ever happens after the copy succeeded.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from ingest.errors import ReadError
+from ingest.settings import SourceSettings
+from ingest.sources import Candidate, Scan, ignored
+from ingest.stores.s3 import S3Store
+
+PROCESSED, FAILED = "processed/", "failed/"
+
+
+class S3Inbox:
+    def __init__(self, settings: SourceSettings, *, attempts: int = 6, max_seconds: float = 60.0) -> None:
+        self.settings = settings
+        bucket, _, prefix = settings.location[len("s3://") :].partition("/")
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.store = S3Store(bucket, attempts=attempts, max_seconds=max_seconds)
+
+    def scan(self, now: float) -> Scan:
+        ready = []
+        for key, size in self.store.list_objects(self.prefix):
+            rest = key[len(self.prefix) :]
+            name = rest.rsplit("/", 1)[-1]
+            if rest.startswith((PROCESSED, FAILED)) or not name or ignored(name):
+                continue
+            ready.append(Candidate(key, name, size, f"s3://{self.store.bucket}/{key}"))
+        return Scan(ready, [])
+
+    def read(self, candidate: Candidate, max_bytes: int) -> bytes | None:
+        if candidate.size > max_bytes:
+            raise ReadError(
+                candidate.display, f"is {candidate.size} bytes, above the {max_bytes}-byte limit", check="size-limit"
+            )
+        stored = self.store.get(candidate.ref)
+        if stored is None:
+            return None
+        if len(stored.body) > max_bytes:
+            raise ReadError(candidate.display, f"is above the {max_bytes}-byte limit", check="size-limit")
+        return stored.body
+
+    def done(self, candidate: Candidate, when: datetime) -> str:
+        target = f"{self.prefix}{PROCESSED}{when:%Y-%m-%d}/{candidate.name}"
+        self._move(candidate.ref, target)
+        return f"s3://{self.store.bucket}/{target}"
+
+    def fail(self, candidate: Candidate, error: dict[str, str | None], when: datetime) -> str:
+        target = f"{self.prefix}{FAILED}{candidate.name}"
+        record = {**error, "source": self.settings.name, "failed_at": when.isoformat(), "file": candidate.name}
+        self.store.put(target + ".error.json", (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode())
+        self._move(candidate.ref, target)
+        return f"s3://{self.store.bucket}/{target}"
+
+    def retry_failed(self) -> list[str]:
+        moved = []
+        for key in list(self.store.list_keys(self.prefix + FAILED)):
+            name = key.rsplit("/", 1)[-1]
+            if name.endswith(".error.json"):
+                continue
+            self._move(key, self.prefix + name)
+            self.store.delete(key + ".error.json")
+            moved.append(name)
+        return moved
+
+    def _move(self, source: str, target: str) -> None:
+        self.store.copy(source, target)
+        self.store.delete(source)
