@@ -137,6 +137,7 @@ def _batch(
     name = source.settings.name
     taken: list[Candidate] = []
     results: list[Prepared | Outcome] = []
+    storage_ok = True
     try:
         for candidate in candidates:
             if stop():  # finish what is in hand, take nothing new
@@ -168,12 +169,12 @@ def _batch(
                 record.moved_to = source.done(candidate, now)
             report.files.append(record)
             reporter.file(record)
+    except RunError:
+        storage_ok = False  # releasing would only retry against a store that is down
+        raise
     finally:
-        for candidate in taken:
-            try:
-                leases.release(name, candidate.ref)
-            except RunError:  # storage is down; the lease expires on its own
-                log.debug("could not release the lease on %s", candidate.ref)
+        for candidate in taken if storage_ok else []:
+            leases.release(name, candidate.ref)
 
 
 _VANISHED = "vanished before it was read"

@@ -155,7 +155,7 @@ class Settings(BaseModel):
     modules: ModuleSettings = Field(default_factory=ModuleSettings)
     sources: list[SourceSettings] = Field(default_factory=list, description="Where `ingest run` looks for files.")
     lease_seconds: float = Field(
-        default=300.0, gt=0, description="A file lease left by a run that died expires after this long."
+        default=120.0, gt=0, description="A file lease left by a run that died expires after this long."
     )
     poll_seconds: float = Field(default=2.0, gt=0, description="How often `ingest watch` looks for new files.")
 
