@@ -23,7 +23,7 @@ from ingest.errors import IngestError, InputError, RunError
 from ingest.models import ChangeEntry, Document, VersionRecord
 from ingest.parsers import registry
 from ingest.pipeline import Committer, Outcome, draft, ingest_files, safe_prepare
-from ingest.report import LogFormat, Reporter, setup_logging
+from ingest.report import LogFormat, Reporter, redact_values, setup_logging
 from ingest.runner import open_sources, run_once, watch
 from ingest.settings import Settings, load_settings, source_for
 from ingest.stores.s3 import S3Store
@@ -271,7 +271,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _store(settings: Settings) -> S3Store:
-    return S3Store(settings.bucket, attempts=settings.retry_attempts, max_seconds=settings.retry_max_seconds)
+    store = S3Store(settings.bucket, attempts=settings.retry_attempts, max_seconds=settings.retry_max_seconds)
+    redact_values(store.credential_values())
+    return store
 
 
 def _cmd_parse(args: argparse.Namespace) -> int:

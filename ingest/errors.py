@@ -20,6 +20,11 @@ the library, with ``raise ... from exc`` so the cause survives for ``--debug``.
 from __future__ import annotations
 
 
+def printable(text: str) -> str:
+    """``text`` with control characters escaped, so a hostile file name cannot break a one-line message."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+
+
 class IngestError(Exception):
     """Base of all ingest errors."""
 
@@ -40,6 +45,7 @@ class InputError(IngestError):
     check = "input"
 
     def __init__(self, path: str, reason: str, *, check: str | None = None, field: str | None = None):
+        path = printable(path)
         self.path = path
         self.reason = reason
         self.field = field

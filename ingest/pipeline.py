@@ -26,7 +26,7 @@ from typing import Literal
 
 from pydantic import ValidationError
 
-from ingest.errors import InputError, InvalidDocument, RunError, StoreConflict, StoreError
+from ingest.errors import InputError, InvalidDocument, RunError, StoreConflict, StoreError, printable
 from ingest.models import ChangeEntry, Content, Correction, Document, SourceInfo, VersionRecord
 from ingest.parsers import registry
 from ingest.reader import decode, read_bytes
@@ -99,7 +99,7 @@ class Outcome:
         if self.error is not None:
             return f"failed     {self.error}"
         extra = f" ({self.message})" if self.message else ""
-        return f"{self.outcome:<10} {self.path} -> {self.key}{extra}"
+        return f"{self.outcome:<10} {printable(self.path)} -> {self.key}{extra}"
 
 
 def prepare(

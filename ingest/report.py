@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections import Counter
 from datetime import datetime
 from typing import Any, Literal, TextIO
 
 from pydantic import BaseModel, Field
+
+from ingest.errors import printable
 
 LogFormat = Literal["text", "json"]
 log = logging.getLogger("ingest.run")
@@ -87,8 +90,43 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False, default=str)
 
 
+class Redactor(logging.Filter):
+    """Keeps credentials out of every log line, ``--debug`` request dumps included."""
+
+    _PATTERNS = (
+        re.compile(r"(Credential=)[^/,\s'\"]+"),
+        re.compile(r"(Signature=)[0-9a-fA-F]+"),
+        re.compile(r"((?:X-Amz-Security-Token|x-amz-security-token)['\"]?\s*[:=]\s*b?['\"]?)[^'\"\s,}]+"),
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def redact(self, text: str) -> str:
+        for pattern in self._PATTERNS:
+            text = pattern.sub(r"\1[redacted]", text)
+        for secret in self.secrets:
+            text = text.replace(secret, "[redacted]")
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self.redact(record.getMessage())
+        record.args = None
+        return True
+
+
+REDACTOR = Redactor()
+
+
+def redact_values(values: list[str]) -> None:
+    """Also redact these exact strings (the credentials boto3 resolved) from every log line."""
+    REDACTOR.secrets.update(v for v in values if len(v) >= 4)
+
+
 def setup_logging(fmt: LogFormat, debug: bool, stream: TextIO | None = None) -> None:
     handler = logging.StreamHandler(stream or sys.stderr)
+    handler.addFilter(REDACTOR)
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter("ingest: %(levelname)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -124,10 +162,11 @@ class Reporter:
         else:
             self._clear()
             if record.error is not None:
-                print(f"failed     {record.path}: {record.error.get('message')}", file=self.out, flush=True)
+                print(f"failed     {printable(record.path)}: {record.error.get('message')}", file=self.out, flush=True)
             else:
                 extra = f" ({record.message})" if record.message else ""
-                print(f"{record.outcome:<10} {record.path} -> {record.key}{extra}", file=self.out, flush=True)
+                line = f"{record.outcome:<10} {printable(record.path)} -> {record.key}{extra}"
+                print(line, file=self.out, flush=True)
         self._bar()
 
     def finished(self, report: RunReport) -> None:

@@ -72,6 +72,8 @@ class RulesFile(BaseModel):
 
     heading_items: int = Field(default=8, ge=0, le=50)
     item_max_chars: int = Field(default=160, gt=0)
+    line_max_chars: int = Field(default=2000, gt=0)
+    max_lines: int = Field(default=20_000, gt=0)
     rules: list[RuleSpec]
 
 
@@ -205,7 +207,13 @@ def load_rules(modules: ModuleSettings) -> Rules:
     if unknown:
         raise ConfigError(f"modules.disable: no rule named {', '.join(map(repr, unknown))}")
     chosen = [r.compile() for r in [*modules.add, *spec.rules] if r.name not in modules.disable]
-    return Rules(tuple(chosen), heading_items=spec.heading_items, item_max_chars=spec.item_max_chars)
+    return Rules(
+        tuple(chosen),
+        heading_items=spec.heading_items,
+        item_max_chars=spec.item_max_chars,
+        line_max_chars=spec.line_max_chars,
+        max_lines=spec.max_lines,
+    )
 
 
 def load_settings(

@@ -53,8 +53,14 @@ class Rules:
     rules: tuple[Rule, ...]
     heading_items: int = 8
     item_max_chars: int = 160
+    #: Lines longer than this are never modules (teasers are short), so rules never scan huge lines.
+    line_max_chars: int = 2000
+    #: A document with more non-blank lines than this is refused: bounded time and memory.
+    max_lines: int = 20_000
 
     def classify(self, line: str) -> tuple[Rule, re.Match[str]] | None:
+        if len(line) > self.line_max_chars:
+            return None
         bare = line.strip().lstrip(_DECORATION)
         for rule in self.rules:
             found = rule.match(bare)

@@ -63,6 +63,12 @@ def _headers(head: bytes) -> dict[str, str]:
     return out
 
 
+def _drop_header(head: bytes, name: bytes) -> bytes:
+    lines = head.split(b"\r\n")
+    kept = [line for line in lines if not line.lower().startswith(name + b":")]
+    return b"\r\n".join(kept)
+
+
 def _read_chunked(sock: socket.socket, buf: bytearray) -> bytes:
     body = bytearray()
     while True:
@@ -133,6 +139,11 @@ class FaultProxy:
                     if head is None:
                         return
                     headers = _headers(head)
+                    if headers.get("expect", "").lower() == "100-continue":
+                        # botocore waits for this before sending a PUT body; answer it ourselves and
+                        # forward the request without the header, so the store answers only once.
+                        client.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+                        head = _drop_header(head, b"expect")
                     body = _read_exact(client, buf, int(headers.get("content-length", "0")))
                     fault = self._pick()
                     with self._lock:
@@ -166,6 +177,8 @@ class FaultProxy:
             up.sendall(head + body)
             buf = bytearray()
             rhead = _read_head(up, buf)
+            while rhead is not None and rhead.startswith(b"HTTP/1.1 100"):
+                rhead = _read_head(up, buf)
             if rhead is None:
                 raise ConnectionError("upstream closed")
             headers = _headers(rhead)

@@ -13,6 +13,9 @@ from ingest.parsers.base import Parsed
 from ingest.reader import Decoded
 from ingest.split import Rules, split
 
+#: Longer first lines are not headlines (one enormous line is not an article).
+MAX_HEADLINE = 1000
+
 
 class TextParser:
     name: str = "text"
@@ -32,6 +35,11 @@ def parse_lines(lines: list[str], name: str, rules: Rules, **hints: str | None) 
     index = _next_non_blank(lines, 0)
     if index is None:
         raise InvalidDocument(name, "is empty: no headline and no body", check="headline", field="headline")
+    count = sum(1 for line in lines if line.strip())
+    if count > rules.max_lines:
+        raise InvalidDocument(
+            name, f"has {count:,} non-blank lines, above the {rules.max_lines:,} limit", check="size-limit"
+        )
     # Scrapers put share bars and the like above the headline: those lines are modules, not the headline.
     while index is not None and rules.classify(lines[index]) is not None:
         index = _next_non_blank(lines, index + 1)
@@ -41,6 +49,14 @@ def parse_lines(lines: list[str], name: str, rules: Rules, **hints: str | None) 
         )
     leading = split(lines[:index], rules)
     headline = lines[index].strip()
+    if len(headline) > MAX_HEADLINE:
+        raise InvalidDocument(
+            name,
+            f"first line is {len(headline):,} characters, too long for a headline "
+            f"(limit {MAX_HEADLINE:,}): not a plain-text article",
+            check="headline",
+            field="headline",
+        )
     rest = index + 1
     repeat = _next_non_blank(lines, rest)
     repeated = repeat is not None and lines[repeat].strip() == headline

@@ -108,8 +108,17 @@ class S3Store:
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
         )
-        self.client: S3Client = client or boto3.session.Session().client("s3", config=config)
+        self._session = boto3.session.Session()
+        self.client: S3Client = client or self._session.client("s3", config=config)
         self._bucket_checked = False
+
+    def credential_values(self) -> list[str]:
+        """The resolved access key, secret and token, so logging can redact them (never logged here)."""
+        creds = self._session.get_credentials()
+        if creds is None:
+            return []
+        frozen = creds.get_frozen_credentials()
+        return [v for v in (frozen.access_key, frozen.secret_key, frozen.token) if v]
 
     # -------------------------------------------------------------- one request, retried and translated
 

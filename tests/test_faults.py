@@ -1,0 +1,241 @@
+"""Storage faults, process kills and credentials, against the real SeaweedFS (through our fault proxy)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from ingest.errors import StoreError
+from ingest.models import ChangeEntry, Document
+from ingest.pipeline import ingest_files
+from ingest.settings import Settings
+from ingest.stores.s3 import S3Store
+from ingest.versioning import Keys
+from tests.conftest import BUCKET, RequestCounter
+from tests.faultproxy import FaultProxy
+
+pytestmark = pytest.mark.s3
+
+ARTICLES = 200
+
+
+def proxied_store(proxy: FaultProxy, attempts: int = 12, max_seconds: float = 60) -> S3Store:
+    client = boto3.session.Session().client(
+        "s3",
+        endpoint_url=proxy.url,
+        config=Config(
+            retries={"total_max_attempts": 1},
+            connect_timeout=2,
+            read_timeout=5,
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        ),
+    )
+    return S3Store(BUCKET, attempts=attempts, max_seconds=max_seconds, client=client)
+
+
+def versions(store: S3Store, keys: Keys) -> list[int]:
+    out, n = [], 1
+    while store.get(keys.version(n)) is not None:
+        out.append(n)
+        n += 1
+    return out
+
+
+def feed_pairs(store: S3Store, prefix: str) -> set[tuple[str, int]]:
+    pairs = set()
+    for key in store.list_keys(f"{prefix}changes/"):
+        stored = store.get(key)
+        assert stored is not None
+        pairs |= {(e.id, e.version) for e in map(ChangeEntry.model_validate_json, stored.body.decode().splitlines())}
+    return pairs
+
+
+def test_a_quarter_of_requests_faulted_still_lands_every_article_exactly_once(
+    tmp_path: Path, settings: Settings, store: S3Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    proxy = FaultProxy(os.environ["AWS_ENDPOINT_URL"], rate=0.25, seed=7, slow_seconds=0.1)
+    faulty = proxied_store(proxy)
+    paths = []
+    for n in range(ARTICLES):
+        path = tmp_path / f"wire-{n:03d}.txt"
+        path.write_text(f"Wire story {n}\n\nFirst paragraph of {n}.\n\nREAD MORE Other story\n\nLast paragraph.\n")
+        paths.append(path)
+    settings = settings.model_copy(update={"batch_size": 50})
+    with caplog.at_level("WARNING", logger="ingest.retry"):
+        first = ingest_files(paths, settings, faulty)
+    assert [o.outcome for o in first] == ["created"] * ARTICLES
+    injected = {k: v for k, v in proxy.stats.items() if k != "ok"}
+    assert set(injected) == {"slowdown", "error500", "drop", "lost", "slow"}, proxy.stats
+    assert sum(proxy.stats.values()) > 4 * ARTICLES
+    retries = [r for r in caplog.records if r.name == "ingest.retry"]
+    assert len(retries) >= injected["slowdown"] + injected["error500"]  # one log line per retry
+
+    again = ingest_files(paths, settings, faulty)
+    assert [o.outcome for o in again] == ["unchanged"] * ARTICLES
+
+    fixed = paths[::10]
+    for path in fixed:
+        path.write_text(path.read_text().replace("Last paragraph.", "Last paragraph, corrected."))
+    corrected = ingest_files(fixed, settings, faulty, note="Fixed the last paragraph", editor="Desk")
+    assert [(o.outcome, o.version) for o in corrected] == [("updated", 2)] * len(fixed)
+    proxy.close()
+
+    for path in paths:  # read back directly, not through the proxy
+        keys = Keys(settings.prefix, path.stem)
+        expected = [1, 2] if path in fixed else [1]
+        assert versions(store, keys) == expected, path.name
+        latest = store.get(keys.latest)
+        assert latest is not None and latest == store.get(keys.version(expected[-1]))
+        assert store.get(keys.raw(expected[-1], ".txt")) is not None
+    pairs = feed_pairs(store, settings.prefix)
+    assert pairs == {(p.stem, 1) for p in paths} | {(p.stem, 2) for p in fixed}
+
+
+def test_permanent_errors_are_not_retried(settings: Settings, local_s3: object) -> None:
+    wrong = boto3.session.Session().client(
+        "s3",
+        aws_access_key_id="nobody",
+        aws_secret_access_key="wrong-secret",
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+    store = S3Store(BUCKET, attempts=6, max_seconds=30, client=wrong)
+    counter = RequestCounter(store)
+    with pytest.raises(StoreError, match="access denied") as err:
+        store.get(f"{settings.prefix}articles/x/latest.json")
+    assert err.value.status == 403
+    assert counter.total == 1
+    missing = S3Store("no-such-bucket-here", attempts=6, max_seconds=30)
+    counter = RequestCounter(missing)
+    with pytest.raises(StoreError, match="does not exist"):
+        missing.get("x")
+    assert counter.total == 1
+
+
+def test_storage_down_for_the_whole_run_exits_2_and_leaves_inputs(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    for n in range(3):
+        (drop / f"s{n}.txt").write_text(f"Story {n}\n\nBody {n}.\n")
+        os.utime(drop / f"s{n}.txt", (time.time() - 60, time.time() - 60))
+    proxy = FaultProxy(cli_env["AWS_ENDPOINT_URL"])
+    proxy.down = True
+    env = {**cli_env, "AWS_ENDPOINT_URL": proxy.url, "INGEST_RETRY_ATTEMPTS": "3", "INGEST_RETRY_MAX_SECONDS": "3"}
+    down = subprocess.run(
+        [sys.executable, "-m", "ingest", "run", "--source", str(drop), "--log-format", "text"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert down.returncode == 2
+    assert down.stderr.splitlines()[-1].startswith("error: ")
+    assert "Traceback" not in down.stderr
+    assert sorted(p.name for p in drop.iterdir()) == ["s0.txt", "s1.txt", "s2.txt"]
+    proxy.close()
+    up = subprocess.run(
+        [sys.executable, "-m", "ingest", "run", "--source", str(drop), "--log-format", "text"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert up.returncode == 0, up.stderr
+    assert "3 created" in up.stdout
+
+
+def test_kill_9_at_random_points_loses_and_duplicates_nothing(
+    tmp_path: Path, cli_env: dict[str, str], prefix: str, store: S3Store
+) -> None:
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    count = 300
+    for n in range(count):
+        (drop / f"k{n:03d}.txt").write_text(f"Killed story {n}\n\nBody of {n}.\n\nREAD MORE Other\n")
+    old = time.time() - 60
+    for path in drop.iterdir():
+        os.utime(path, (old, old))
+    env = {**cli_env, "INGEST_BATCH_SIZE": "20", "INGEST_LEASE_SECONDS": "0.5"}
+    rng = random.Random(3)
+    kills = 0
+    for _ in range(6):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ingest", "run", "--source", str(drop), "--log-format", "json"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        time.sleep(rng.uniform(1.0, 3.0))
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait()
+        time.sleep(0.6)  # let the dead run's leases expire
+    final = subprocess.run(
+        [sys.executable, "-m", "ingest", "run", "--source", str(drop), "--log-format", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert final.returncode == 0, final.stderr[-2000:]
+    assert kills >= 1
+    assert sorted(p.name for p in drop.iterdir()) == ["processed"]  # no input left behind
+    moved = sorted(p.name for p in (drop / "processed").rglob("*") if p.is_file())
+    assert moved == [f"k{n:03d}.txt" for n in range(count)]  # each exactly once, none half-moved or renamed
+    pairs = feed_pairs(store, prefix)
+    for n in range(count):
+        keys = Keys(prefix, f"k{n:03d}")
+        assert versions(store, keys) == [1]
+        latest = store.get(keys.latest)
+        assert latest is not None and Document.model_validate_json(latest.body).version == 1
+        assert (f"k{n:03d}", 1) in pairs  # the changes feed is complete
+
+
+def test_credentials_never_appear_in_output_reports_or_documents(
+    tmp_path: Path, cli_env: dict[str, str], prefix: str, store: S3Store
+) -> None:
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "good.txt").write_text("Story\n\nBody.\n")
+    (drop / "bad.txt").write_bytes(b"\x00")
+    for path in drop.iterdir():
+        os.utime(path, (time.time() - 60, time.time() - 60))
+    secret, key_id = cli_env["AWS_SECRET_ACCESS_KEY"], cli_env["AWS_ACCESS_KEY_ID"]
+    outputs = []
+    for args in (
+        ["run", "--source", str(drop), "--debug", "--log-format", "json"],
+        ["file", "--debug", str(tmp_path / "missing.txt")],
+        ["show", "good", "--debug"],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "ingest", *args],
+            env=cli_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        outputs += [done.stdout, done.stderr]
+    assert "botocore" in "".join(outputs)  # --debug really logged the requests
+    stored = [store.get(k) for k in store.list_keys(prefix)]
+    texts = outputs + [s.body.decode("utf-8", "replace") for s in stored if s is not None]
+    texts += [p.read_text() for p in drop.rglob("*.json")]
+    for text in texts:
+        assert secret not in text
+        assert key_id not in text
+    assert any(json.loads(t).get("run_id") for t in texts if t.startswith('{\n  "run_id"'))
