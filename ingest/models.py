@@ -15,7 +15,7 @@ import json
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 #: Bumped when a change to ``Document`` would break a CMS that reads it.
 SCHEMA_VERSION: Literal["1.0"] = "1.0"
@@ -85,7 +85,10 @@ class Content(_Model):
     published_at: datetime | None = Field(default=None, description="First publication time from the input.")
     updated_at: datetime | None = Field(default=None, description="Last update time stated by the input.")
     withdrawn: bool = Field(default=False, description="True when the source withdrew (killed) the story.")
-    body: list[Block] = Field(min_length=1, description="The story text, in order, without any module lines.")
+    body: list[Block] = Field(
+        description="The story text, in order, without any module lines. Never empty, except for a withdrawn "
+        "(killed) item that came without a body.",
+    )
     related_links: list[RelatedLink] = Field(default_factory=list, description="Related-link modules, in order.")
     module_headings: list[ModuleHeading] = Field(
         default_factory=list, description="Headings of related-link modules, in order."
@@ -93,6 +96,12 @@ class Content(_Model):
     boilerplate: list[Boilerplate] = Field(
         default_factory=list, description="Calls to action and page furniture, in order."
     )
+
+    @model_validator(mode="after")
+    def _has_body(self) -> Content:
+        if not self.body and not self.withdrawn:
+            raise ValueError("body must have at least one block (only a withdrawn item may have none)")
+        return self
 
     def sha256(self) -> str:
         """Hash of the canonical JSON of the content: sorted keys, UTF-8, no insignificant whitespace."""
@@ -213,3 +222,58 @@ class ChangeEntry(_Model):
     action: Action = Field(description="created, updated, corrected or rolled_back.")
     content_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     time: datetime = Field(description="When the version was stored (UTC).")
+
+
+# ---------------------------------------------------------------------------------------------- input
+
+
+class InputLink(_Model):
+    """A related link given apart from the body in ``json`` input."""
+
+    title: NonEmpty = Field(description="The linked headline.")
+    url: str | None = Field(default=None, description="The link target.")
+    label: str | None = Field(default=None, description='A teaser label such as "READ MORE", if any.')
+
+
+class InputArticle(_Model):
+    """An article in ingest's own JSON input format (`ingest formats`: `json`); unknown keys are refused.
+
+    Body paragraphs go through the same module detection as plain text, so related-link lines inside
+    the body are taken out; links in `related_links` are placed after the body.
+    """
+
+    id: str | None = Field(default=None, description="Article id; default: the file name stem. Made key-safe.")
+    headline: NonEmpty = Field(description="The headline.")
+    byline: str | None = Field(default=None, description="Author credit.")
+    section: str | None = Field(default=None, description="Desk or section.")
+    tags: list[str] = Field(default_factory=list, description="Keywords or subjects.")
+    language: str | None = Field(default=None, description="BCP 47 language tag.")
+    url: str | None = Field(default=None, description="Canonical URL of the article.")
+    published_at: datetime | None = Field(
+        default=None, description="First publication time, ISO 8601; without an offset it is read as UTC."
+    )
+    updated_at: datetime | None = Field(
+        default=None, description="Last update time, ISO 8601; without an offset it is read as UTC."
+    )
+    version: Annotated[int, Field(ge=0, strict=True)] | str | None = Field(
+        default=None,
+        description="The article's own version: an integer (or a string of digits), or an ISO 8601 version "
+        "timestamp. An incoming version older than the stored one is `stale`.",
+    )
+    note: str | None = Field(default=None, description="Correction note: makes the new version `corrected`.")
+    editor: str | None = Field(default=None, description="Who made the correction.")
+    body: list[NonEmpty | Block] = Field(
+        min_length=1,
+        description="The story in order: paragraph strings, or `{type, text}` blocks (`paragraph` or `heading`).",
+    )
+    related_links: list[InputLink] = Field(default_factory=list, description="Related links, after the body.")
+
+    @field_validator("version")
+    @classmethod
+    def _version_form(cls, value: int | str | None) -> int | str | None:
+        if isinstance(value, str) and not value.strip().isdigit():
+            try:
+                datetime.fromisoformat(value.strip())
+            except ValueError:
+                raise ValueError("must be an integer or an ISO 8601 date-time") from None
+        return value

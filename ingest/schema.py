@@ -13,11 +13,12 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from ingest.models import ChangeEntry, Document
+from ingest.models import ChangeEntry, Document, InputArticle
 
 SCHEMAS: dict[str, type[BaseModel]] = {
     "document.schema.json": Document,
     "change-entry.schema.json": ChangeEntry,
+    "input-article.schema.json": InputArticle,
 }
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "schemas"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import PurePath
 
 from ingest.errors import ConfigError, ParseError
-from ingest.parsers import text
+from ingest.parsers import frontmatter, json_input, newsml_g2, ninjs, nitf, text
 from ingest.parsers.base import Parsed, Parser
 
 __all__ = ["Parsed", "Parser", "Registry", "registry"]
@@ -53,7 +53,15 @@ class Registry:
         raise ParseError(file_name, "no input format recognises this file", check="format")
 
 
-_BUILTIN: tuple[Parser, ...] = (text.PARSER,)
+# Order matters only for ties: content no parser claims goes to the first one listing its file ending.
+_BUILTIN: tuple[Parser, ...] = (
+    text.PARSER,
+    frontmatter.PARSER,
+    json_input.PARSER,
+    ninjs.PARSER,
+    nitf.PARSER,
+    newsml_g2.PARSER,
+)
 
 registry = Registry()
 for _parser in _BUILTIN:

@@ -1,0 +1,145 @@
+"""Body blocks out of markup: HTML strings (ninjs bodies) and XML trees (NITF, XHTML in NewsML-G2).
+
+Both feed one ``BlockBuilder`` with start tag, text and end tag events, so HTML and XML bodies are read
+by the same rules:
+
+* ``p``, ``li``, ``blockquote``, table rows and the like end a paragraph; text between them is one too;
+* ``h1``-``h6`` and NITF ``hl2`` are sub-headings;
+* ``br`` breaks a line inside a paragraph; ``pre`` keeps its lines, blank lines separate paragraphs;
+* table cells in a row are joined with " | ";
+* media, captions, scripts and styles are not story text and are left out;
+* everything else is inline: its text runs on (NITF ``person``, ``org``, ``chron``; ``a``, ``em``).
+
+Markup whitespace is collapsed: a paragraph is its text as a reader sees it, not the source's wrapping.
+"""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+
+from ingest.errors import ParseError
+from ingest.parsers._common import RawBlock, collapse, printable
+
+_BLOCKS = frozenset(
+    (
+        "p", "div", "li", "ul", "ol", "dl", "dt", "dd", "blockquote", "bq", "table", "thead", "tbody", "tfoot", "tr",
+        "caption", "section", "article", "main", "footer", "aside", "nav", "address", "center", "body",
+        "body.content", "body.end", "block", "tagline", "hr", "note", "fn", "pre",
+    )
+)
+_HEADINGS = frozenset(["h1", "h2", "h3", "h4", "h5", "h6", "hl2"])
+_CELLS = frozenset(("td", "th"))
+# Containers whose text is not story text (an HTML5 <header> holds the headline and metadata again,
+# as dpa sends it). Void elements (img, embed) are never here: an HTML start tag
+# without an end tag would otherwise hide the rest of the body.
+_SKIP = frozenset(
+    (
+        "head", "title", "script", "style", "noscript", "template", "figure", "figcaption", "picture", "video", "audio",
+        "iframe", "object", "svg", "canvas", "form", "button", "select", "textarea", "media", "media-caption",
+        "media-producer", "body.head", "nitf-table-metadata", "header",
+    )
+)
+
+
+class BlockBuilder:
+    """Turns markup events into ``(kind, text)`` body blocks."""
+
+    def __init__(self) -> None:
+        self.blocks: list[RawBlock] = []
+        self._parts: list[str] = []
+        self._skip = 0
+        self._pre = 0
+        self._heading = 0
+        self._line_has_text = False  # whether the current line has text yet (cells are joined after it)
+
+    def start(self, tag: str) -> None:
+        if tag in _SKIP:
+            self._skip += 1
+        elif self._skip:
+            return
+        elif tag == "br":
+            self._parts.append("\n")
+            self._line_has_text = False
+        elif tag in _CELLS:
+            if self._line_has_text:
+                self._parts.append(" | ")
+        elif tag in _HEADINGS:
+            self._flush()
+            self._heading += 1
+        elif tag in _BLOCKS:
+            self._flush()
+            if tag == "pre":
+                self._pre += 1
+
+    def end(self, tag: str) -> None:
+        if tag in _SKIP:
+            self._skip = max(0, self._skip - 1)
+        elif self._skip:
+            return
+        elif tag in _HEADINGS:
+            self._flush()
+            self._heading = max(0, self._heading - 1)
+        elif tag in _BLOCKS:
+            self._flush()
+            if tag == "pre":
+                self._pre = max(0, self._pre - 1)
+
+    def text(self, data: str) -> None:
+        if not self._skip and data:
+            # Source newlines are wrapping, except inside <pre>; only <br> breaks a line elsewhere.
+            self._parts.append(data if self._pre else data.replace("\n", " "))
+            self._line_has_text = self._line_has_text or not data.isspace()
+
+    def close(self) -> list[RawBlock]:
+        self._flush()
+        return self.blocks
+
+    def _flush(self) -> None:
+        text = "".join(self._parts)
+        self._parts.clear()
+        self._line_has_text = False
+        if self._heading:
+            heading = collapse(text)
+            if heading:
+                self.blocks.append(("heading", heading))
+            return
+        if self._pre:
+            # Preformatted wire copy: its own lines, paragraphs separated by blank lines.
+            paragraph: list[str] = []
+            for line in [*text.split("\n"), ""]:
+                if line.strip():
+                    paragraph.append(line.rstrip())
+                elif paragraph:
+                    self.blocks.append(("paragraph", "\n".join(paragraph)))
+                    paragraph = []
+            return
+        lines = [collapse(line) for line in text.split("\n")]
+        kept = [line for line in lines if line]
+        if kept:
+            self.blocks.append(("paragraph", "\n".join(kept)))
+
+
+class _HTMLBlocks(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.builder = BlockBuilder()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.builder.start(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        self.builder.end(tag)
+
+    def handle_data(self, data: str) -> None:
+        self.builder.text(data)
+
+
+def html_blocks(html: str, name: str) -> list[RawBlock]:
+    """Body blocks of an HTML or XHTML fragment. Lenient, like a browser: HTML bodies are rarely valid XML."""
+    parser = _HTMLBlocks()
+    try:
+        parser.feed(html)
+        parser.close()
+    except AssertionError as exc:  # html.parser's answer to a few malformed declarations ("<![x[")
+        raise ParseError(name, f"body HTML cannot be read: {printable(str(exc))[:120]}", field="body") from None
+    return parser.builder.close()

@@ -1,0 +1,192 @@
+"""NewsML-G2 news items: a ``newsItem``, or a ``newsMessage`` carrying exactly one text ``newsItem``.
+
+Mapping: ``@guid`` is the id and ``@version`` the version (else ``versionCreated``);
+``itemMeta``: ``pubStatus`` ``stat:canceled`` withdraws, ``firstCreated`` is the publication time and
+``versionCreated`` the update time, ``edNote`` is the correction note when a ``sig:correction`` signal
+says it is one; ``contentMeta``: ``headline``, ``by`` (byline), ``language/@tag``, ``slugline``,
+``keyword`` and ``subject`` names (else their codes) as tags. The body is the first ``inlineXML`` (XHTML,
+or NITF whose ``hl1``/``byline`` fill a missing headline/byline) or ``inlineData`` (plain text) in
+``contentSet``. Remote content is never fetched.
+
+A ``newsMessage`` with several text items is refused rather than cut to its first: one file is one
+article in ingest, and silently dropping stories is worse than asking for the message to be split.
+Picture, video and package items next to the one text item are ignored.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+
+from ingest.errors import ParseError
+from ingest.parsers import _xml
+from ingest.parsers._common import (
+    RawBlock,
+    assemble,
+    drop_repeat,
+    finish,
+    id_from_uri,
+    text_blocks,
+    unique,
+    version_hint,
+    when_field,
+)
+from ingest.parsers._markup import html_blocks
+from ingest.parsers.base import Parsed
+from ingest.reader import Decoded
+from ingest.split import Rules
+
+_ITEMS = frozenset(("newsItem", "packageItem", "conceptItem", "knowledgeItem", "planningItem", "catalogItem"))
+_WITHDRAWN = frozenset(("canceled", "cancelled", "withdrawn"))
+# "text/plain" inline data that is really HTML (ANSA sends <p> paragraphs in CDATA as text/plain).
+_MARKUP = re.compile(r"\s*<(?:p|div|html|body|section|h[1-6])[\s>]", re.IGNORECASE)
+_XHTML_ROOTS = frozenset(("html", "body", "p", "div", "section", "article", "h1", "h2", "h3", "ul", "ol", "table"))
+#: The note used when the source signals a correction without saying what was corrected.
+CORRECTION_SIGNALLED = "correction signalled by the source"
+
+
+class NewsMLG2Parser:
+    name: str = "newsml-g2"
+    extensions: tuple[str, ...] = (".xml", ".newsml")
+    description: str = "NewsML-G2 newsItem (or a newsMessage with one text item): metadata and inline body."
+
+    def sniff(self, text: str) -> bool:
+        root = _xml.root_name(text)
+        return root == "newsMessage" or root in _ITEMS
+
+    def parse(self, decoded: Decoded, name: str, rules: Rules) -> Parsed:
+        root = _xml.parse(decoded.text, name)
+        return parse_item(_news_item(root, name), name, rules)
+
+
+def _news_item(root: ET.Element, name: str) -> ET.Element:
+    kind = _xml.local(root.tag)
+    if kind == "newsItem":
+        return root
+    if kind != "newsMessage":
+        what = f"a NewsML-G2 {kind}" if kind in _ITEMS else f"<{kind}>"
+        raise ParseError(name, f"is {what}, not a newsItem: only news text items are ingested", check="format")
+    items = list(_xml.descendants(root, "newsItem"))
+    texts = [item for item in items if _is_text(item)]
+    if len(texts) > 1:
+        raise ParseError(
+            name,
+            f"newsMessage holds {len(texts)} text newsItems; one file is one article: split the message",
+            check="format",
+        )
+    if not texts:
+        classes = ", ".join(unique(_item_class(item) for item in items)) or "none"
+        raise ParseError(name, f"newsMessage holds no text newsItem (item classes: {classes})", check="format")
+    return texts[0]
+
+
+def _item_class(item: ET.Element) -> str | None:
+    return _xml.attr(_xml.child(item, "itemMeta", "itemClass"), "qcode")
+
+
+def _is_text(item: ET.Element) -> bool:
+    # ninat:text (IPTC), icls:text (Reuters) and the like.
+    return (_item_class(item) or "").rsplit(":", 1)[-1].lower() == "text"
+
+
+def parse_item(item: ET.Element, name: str, rules: Rules) -> Parsed:
+    """A parsed ``newsItem`` element."""
+    meta = _xml.child(item, "itemMeta")
+    about = _xml.child(item, "contentMeta")
+    nitf = _inline_nitf(item)
+    created = when_field(_xml.text_of(_xml.child(meta, "firstCreated")), name, "itemMeta/firstCreated")
+    versioned = when_field(_xml.text_of(_xml.child(meta, "versionCreated")), name, "itemMeta/versionCreated")
+    status = (_xml.attr(_xml.child(meta, "pubStatus"), "qcode") or "").rsplit(":", 1)[-1].lower()
+    language = _xml.attr(_xml.child(about, "language"), "tag") or _xml.attr(item, "lang")
+    headline = _xml.text_of(_xml.child(about, "headline")) or (_xml.nitf_headline(nitf) if nitf is not None else None)
+    byline = _xml.text_of(_xml.child(about, "by")) or (_xml.nitf_byline(nitf) if nitf is not None else None)
+    tags = unique(
+        [_xml.text_of(_xml.child(about, "slugline"))]
+        + [_xml.text_of(k) for k in _xml.children(about, "keyword")]
+        + [_label(s) for s in _xml.children(about, "subject")]
+    )
+    blocks, repeated = drop_repeat(_body(item, nitf, name), headline)
+    content = finish(
+        name,
+        headline,
+        assemble(blocks, rules, name),
+        headline_from="contentMeta/headline",
+        body_from="contentSet inlineXML/inlineData",
+        byline=byline,
+        tags=tags,
+        language=language,
+        published_at=created,
+        updated_at=versioned,
+        withdrawn=status in _WITHDRAWN,
+    )
+    return Parsed(
+        content=content,
+        headline_repeated=repeated,
+        id=id_from_uri(_xml.attr(item, "guid")),
+        # versionCreated first: some agencies' @version numbers are not sequential, times always are.
+        version=version_hint(None, versioned) if versioned else version_hint(_xml.attr(item, "version"), None),
+        note=_note(meta),
+    )
+
+
+def _label(subject: ET.Element) -> str | None:
+    return _xml.text_of(_xml.child(subject, "name")) or _xml.attr(subject, "literal") or _xml.attr(subject, "qcode")
+
+
+def _note(meta: ET.Element | None) -> str | None:
+    signals = [(_xml.attr(s, "qcode") or "").lower() for s in _xml.children(meta, "signal")]
+    if "sig:correction" not in signals:
+        return None
+    notes = [_xml.text_of(n) for n in _xml.children(meta, "edNote")]
+    return "; ".join(n for n in notes if n) or CORRECTION_SIGNALLED
+
+
+def _inline_nitf(item: ET.Element) -> ET.Element | None:
+    for inline in _xml.children(_xml.child(item, "contentSet"), "inlineXML"):
+        for element in inline:
+            if _xml.local(element.tag) == "nitf":
+                return element
+    return None
+
+
+def _body(item: ET.Element, nitf: ET.Element | None, name: str) -> list[RawBlock]:
+    """The first inline content of the item that has text; remote content is refused, not fetched."""
+    content_set = _xml.child(item, "contentSet")
+    others: list[str] = []
+    for inline in content_set if content_set is not None else []:
+        kind = _xml.local(inline.tag)
+        contenttype = (_xml.attr(inline, "contenttype") or "").lower()
+        if kind == "inlineXML":
+            if nitf is not None and nitf in list(inline):
+                found = _xml.nitf_blocks(nitf)
+            elif _is_text_markup(inline, contenttype):
+                found = _xml.blocks(inline)
+            else:
+                # Other XML vocabularies (SportsML, event data) are data, not story text.
+                others.append(contenttype or "XML of no stated type")
+                continue
+        elif kind == "inlineData":
+            data = inline.text or ""
+            is_html = "html" in contenttype or _MARKUP.match(data) is not None
+            found = html_blocks(data, name) if is_html else text_blocks(data)
+        else:
+            continue
+        if found:
+            return found
+    if others:
+        raise ParseError(name, f"has no text body: its inline content is {others[0]}, not text", field="body")
+    remote = _xml.children(content_set, "remoteContent")
+    if remote and content_set is not None and not any(_xml.local(e.tag).startswith("inline") for e in content_set):
+        href = _xml.attr(remote[0], "href") or _xml.attr(remote[0], "residref") or "?"
+        raise ParseError(name, f"has no inline text: its content is remote ({href}) and is not fetched", field="body")
+    return []
+
+
+def _is_text_markup(inline: ET.Element, contenttype: str) -> bool:
+    # XHTML however the provider spells its type, NITF without its root (an empty listing), or
+    # untyped content that is XHTML by its elements.
+    marked = "html" in contenttype or "nitf" in contenttype
+    return marked or (not contenttype and any(_xml.local(e.tag) in _XHTML_ROOTS for e in inline))
+
+
+PARSER = NewsMLG2Parser()

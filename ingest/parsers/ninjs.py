@@ -1,0 +1,169 @@
+"""IPTC ninjs (News in JSON) 1.x, 2.x and 3.x items.
+
+1.x has ``headline`` (or ``headline_*``) and ``body_*`` members (``body_text``, ``body_html``,
+``body_xhtml``, ...); 2.x and 3.x have ``headlines[{role, value}]`` and
+``bodies[{role, contenttype, value}]`` (3.x spells some names in camelCase: ``contentType``,
+``versionCreated``, ``pubStatus``). Of several bodies the markup one is read (it keeps paragraphs; a
+plain-text body is often one long line), NITF bodies included; of several headlines the ``main`` one.
+
+Mapping: ``uri`` (else ``guid``) is the id, ``version`` (else ``versioncreated``) the version;
+``by``/``byline``; ``firstcreated`` (else ``contentcreated``) is the publication time and
+``versioncreated`` the update time; ``pubstatus`` ``canceled``/``withdrawn`` withdraws; ``slugline``,
+``keywords`` and ``subject``/``subjects`` names are tags; ``ednote`` (mostly distribution advice) is not
+recorded as a correction note.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ingest.errors import ParseError
+from ingest.parsers import _xml
+from ingest.parsers._common import (
+    RawBlock,
+    assemble,
+    drop_repeat,
+    finish,
+    id_from_uri,
+    list_field,
+    load_json_object,
+    sniff_json_object,
+    string_field,
+    text_blocks,
+    unique,
+    version_hint,
+    when_field,
+)
+from ingest.parsers._markup import html_blocks
+from ingest.parsers.base import Parsed
+from ingest.reader import Decoded
+from ingest.split import Rules
+
+#: Members only ninjs has; one of them at the top level makes a JSON object ninjs.
+MARKERS = frozenset(
+    (
+        *("uri", "guid", "type", "headlines", "bodies", "by", "ednote"),
+        *("pubstatus", "pubStatus", "versioncreated", "versionCreated", "firstcreated", "firstCreated"),
+    )
+)
+_WITHDRAWN = frozenset(("canceled", "cancelled", "withdrawn"))
+# 1.x body members in order of preference: markup first.
+_MARKUP_KEYS = ("body_xhtml", "body_html", "body_richtext")
+_BODY_KEYS = (*_MARKUP_KEYS, "body_text", "body_main")
+
+
+class NinjsParser:
+    name: str = "ninjs"
+    extensions: tuple[str, ...] = (".json",)
+    description: str = "IPTC ninjs 1.x-3.x JSON: headline(s), bodies (HTML, NITF or text), by, subjects."
+
+    def sniff(self, text: str) -> bool:
+        data = sniff_json_object(text)
+        return data is not None and is_ninjs(data)
+
+    def parse(self, decoded: Decoded, name: str, rules: Rules) -> Parsed:
+        data = load_json_object(decoded.text, name)
+        versioned = when_field(_get(data, name, "versioncreated", "versionCreated"), name, "versioncreated")
+        created = when_field(_get(data, name, "firstcreated", "firstCreated"), name, "firstcreated") or when_field(
+            _get(data, name, "contentcreated", "contentCreated"), name, "contentcreated"
+        )
+        headline = _headline(data, name)
+        blocks, repeated = drop_repeat(_body(data, name), headline)
+        content = finish(
+            name,
+            headline,
+            assemble(blocks, rules, name),
+            headline_from="headline/headlines",
+            body_from="body_*/bodies",
+            byline=_get(data, name, "by", "byline"),
+            tags=unique([_get(data, name, "slugline"), *_keywords(data, name), *_subjects(data, name)]),
+            language=_get(data, name, "language"),
+            published_at=created,
+            updated_at=versioned,
+            withdrawn=(_get(data, name, "pubstatus", "pubStatus") or "").lower() in _WITHDRAWN,
+        )
+        return Parsed(
+            content=content,
+            headline_repeated=repeated,
+            id=id_from_uri(_get(data, name, "uri") or _get(data, name, "guid")),
+            version=version_hint(data.get("version"), versioned),
+            # ednote is mostly distribution advice ("For global distribution"), not a correction:
+            # it must not turn every update into a "corrected" version.
+        )
+
+
+def is_ninjs(data: dict[str, Any]) -> bool:
+    """True for a JSON object with a ninjs-only member (``body_*`` and ``headline_*`` included)."""
+    return any(key in MARKERS or key.startswith(("body_", "headline_")) for key in data)
+
+
+def _get(data: dict[str, Any], name: str, *keys: str) -> str | None:
+    """The first of these string members present; a member of another type is a ``ParseError``."""
+    for key in keys:
+        value = string_field(data, key, name)
+        if value is not None and value.strip():
+            return value.strip()
+    return None
+
+
+def _headline(data: dict[str, Any], name: str) -> str | None:
+    entries = [(i, _entry(e, "headlines", i, name)) for i, e in enumerate(list_field(data, "headlines", name))]
+    main = [(i, e) for i, e in entries if (e.get("role") or "main") == "main"] + entries
+    for i, entry in main:
+        if value := string_field(entry, "value", name, f"headlines.{i}."):
+            return value
+    numbered = sorted(key for key in data if key.startswith("headline_"))
+    return _get(data, name, "headline", *numbered)
+
+
+def _body(data: dict[str, Any], name: str) -> list[RawBlock]:
+    bodies = [_entry(e, "bodies", i, name) for i, e in enumerate(list_field(data, "bodies", name))]
+    candidates = [(_type(b, name), string_field(b, "value", name, f"bodies.{i}.") or "") for i, b in enumerate(bodies)]
+    others = sorted(key for key in data if key.startswith("body_") and key not in _BODY_KEYS)
+    for key in (*_BODY_KEYS, *others):
+        value = string_field(data, key, name)
+        if value:
+            candidates.append(("text/html" if key in _MARKUP_KEYS else "text/plain", value))
+    ranked = sorted((c for c in candidates if c[1].strip()), key=lambda c: 0 if _is_markup(c[0]) else 1)
+    for contenttype, value in ranked:
+        if "nitf" in contenttype:
+            found = _xml.nitf_blocks(_xml.parse(value, name))
+        elif _is_markup(contenttype):
+            found = html_blocks(value, name)
+        else:
+            found = text_blocks(value)
+        if found:
+            return found
+    return []
+
+
+def _type(body: dict[str, Any], name: str) -> str:
+    given = body.get("contenttype", body.get("contentType"))
+    return given.lower() if isinstance(given, str) else "text/plain"
+
+
+def _is_markup(contenttype: str) -> bool:
+    return "html" in contenttype or "xml" in contenttype or "nitf" in contenttype
+
+
+def _entry(value: object, field: str, index: int, name: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ParseError(name, f"field {field}.{index}: must be an object", field=f"{field}.{index}")
+    return value
+
+
+def _keywords(data: dict[str, Any], name: str) -> list[str | None]:
+    return [k if isinstance(k, str) else None for k in list_field(data, "keywords", name)]
+
+
+def _subjects(data: dict[str, Any], name: str) -> list[str | None]:
+    found: list[str | None] = []
+    for field in ("subject", "subjects"):
+        for i, entry in enumerate(list_field(data, field, name)):
+            subject = _entry(entry, field, i, name)
+            label = subject.get("name") or subject.get("literal") or subject.get("code") or subject.get("uri")
+            found.append(label if isinstance(label, str) else None)
+    return found
+
+
+PARSER = NinjsParser()

@@ -1,0 +1,86 @@
+"""NITF 3.x (News Industry Text Format), the XML story format of many wires.
+
+Mapping: headline ``hedline/hl1`` (else ``head/title``); story ``body.content`` (``hl2`` sub-headings
+become heading blocks); ``byline``; ``docdata``: ``doc-id/@id-string`` is the id, ``ed-msg/@info`` the
+editor's note, ``management-status="canceled"`` withdraws, ``key-list/keyword`` and ``tobject.subject``
+are tags, ``date.issue`` is the version timestamp; ``pubdata``: ``date.publication`` (else
+``docdata/date.release``, else ``date.issue``) is the publication time, ``position.section`` the section,
+``ex-ref`` the URL; ``nitf/@baselang`` (or ``xml:lang``) the language.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from ingest.errors import ParseError
+from ingest.parsers import _xml
+from ingest.parsers._common import assemble, drop_repeat, finish, unique, version_hint, when_field
+from ingest.parsers.base import Parsed
+from ingest.reader import Decoded
+from ingest.split import Rules
+
+
+class NITFParser:
+    name: str = "nitf"
+    extensions: tuple[str, ...] = (".xml", ".nitf")
+    description: str = "NITF 3.x XML: hedline, byline, body.content (hl2 sub-headings), docdata and pubdata."
+
+    def sniff(self, text: str) -> bool:
+        return _xml.root_name(text) == "nitf"
+
+    def parse(self, decoded: Decoded, name: str, rules: Rules) -> Parsed:
+        root = _xml.parse(decoded.text, name)
+        if _xml.local(root.tag) != "nitf":
+            raise ParseError(name, f"root element is <{_xml.local(root.tag)}>, not <nitf>", check="format")
+        return parse_nitf(root, name, rules)
+
+
+def parse_nitf(nitf: ET.Element, name: str, rules: Rules) -> Parsed:
+    """A parsed ``<nitf>`` element."""
+    head = _xml.child(nitf, "head")
+    docdata = _xml.child(head, "docdata")
+    pubdata = _xml.child(head, "pubdata")
+    issued = when_field(_xml.attr(_xml.child(docdata, "date.issue"), "norm"), name, "docdata/date.issue")
+    published = (
+        when_field(_xml.attr(pubdata, "date.publication"), name, "pubdata/@date.publication")
+        or when_field(_xml.attr(_xml.child(docdata, "date.release"), "norm"), name, "docdata/date.release")
+        or issued
+    )
+    tags = unique(
+        [_xml.attr(k, "key") or _xml.text_of(k) for k in _xml.descendants(_xml.child(docdata, "key-list"), "keyword")]
+        + [_subject(s) for s in _xml.descendants(_xml.child(head, "tobject"), "tobject.subject")]
+    )
+    headline = _xml.nitf_headline(nitf)
+    blocks, repeated = drop_repeat(_xml.nitf_blocks(nitf), headline)
+    content = finish(
+        name,
+        headline,
+        assemble(blocks, rules, name),
+        headline_from="hedline/hl1 and head/title",
+        body_from="body.content",
+        byline=_xml.nitf_byline(nitf),
+        section=_xml.attr(pubdata, "position.section"),
+        tags=tags,
+        language=_xml.attr(nitf, "baselang") or _xml.attr(nitf, "lang"),
+        url=_xml.attr(pubdata, "ex-ref"),
+        published_at=published,
+        withdrawn=(_xml.attr(docdata, "management-status") or "").lower() in {"canceled", "cancelled"},
+    )
+    return Parsed(
+        content=content,
+        headline_repeated=repeated,
+        id=_xml.attr(_xml.child(docdata, "doc-id"), "id-string"),
+        version=version_hint(None, issued),
+        # ed-msg is distribution advice more often than a correction: not recorded as a correction note.
+    )
+
+
+def _subject(element: ET.Element) -> str | None:
+    # The most specific label the subject carries.
+    for name in ("tobject.subject.detail", "tobject.subject.matter", "tobject.subject.type"):
+        if value := _xml.attr(element, name):
+            return value
+    return None
+
+
+PARSER = NITFParser()
