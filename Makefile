@@ -55,8 +55,8 @@ check: $(STAMP) ## ruff, mypy --strict, and the JSON Schemas are current
 schemas: $(STAMP) ## regenerate schemas/ from the models
 	$(PY) -m ingest.schema
 
-bench: $(STAMP) ## measure splitter accuracy on ../shared/corpus and pipeline speed; prints figures
-	$(PY) -m tests.bench
+bench: s3-up    ## measure splitter accuracy on ../shared/corpus and pipeline speed; prints figures
+	@. ./$(S3DIR).env && $(PY) -m tests.bench
 
 clean: s3-down  ## remove .venv, .local and caches
 	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache

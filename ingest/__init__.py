@@ -20,7 +20,9 @@ from ingest.errors import (
 )
 from ingest.models import Block, Boilerplate, Content, Document, ModuleHeading, RelatedLink, SourceInfo
 from ingest.pipeline import Outcome, ingest_files, prepare
-from ingest.settings import Settings, load_settings
+from ingest.report import RunReport
+from ingest.runner import run_once
+from ingest.settings import Settings, SourceSettings, load_settings
 
 __all__ = [
     "Block",
@@ -37,12 +39,15 @@ __all__ = [
     "ReadError",
     "RelatedLink",
     "RunError",
+    "RunReport",
     "Settings",
     "SourceInfo",
+    "SourceSettings",
     "StoreConflict",
     "StoreError",
     "__version__",
     "ingest_files",
     "load_settings",
     "prepare",
+    "run_once",
 ]

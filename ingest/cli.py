@@ -426,7 +426,7 @@ def _cmd_retry_failed(args: argparse.Namespace) -> int:
 def _cmd_formats(args: argparse.Namespace) -> int:
     for parser in registry.all():
         ext = " ".join(e for e in parser.extensions if e) or "-"
-        print(f"{parser.name:<10} {ext:<22} {parser.description}")
+        print(f"{parser.name:<12} {ext:<22} {parser.description}")
     return EXIT_OK
 
 

@@ -19,6 +19,7 @@ import hashlib
 import logging
 import secrets
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePath
@@ -162,7 +163,7 @@ def prepare_file(path: Path, settings: Settings) -> Prepared:
 
 def draft(prepared: Prepared) -> Document:
     """The document ``prepared`` would become as a new article (what ``ingest parse`` prints)."""
-    return _build(prepared, None, 1, _now(), prefix="")
+    return _build(prepared, None, 1, _now(), prefix="", note=prepared.note, editor=prepared.editor)
 
 
 # ---------------------------------------------------------------------------------------------- storage
@@ -184,25 +185,24 @@ class Committer:
 
     store: S3Store
     prefix: str
+    #: Articles written side by side within a batch.
+    workers: int = 8
     run_id: str = field(default_factory=lambda: _now().strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3))
     _batches: int = 0
 
     def commit(self, items: Sequence[Prepared], *, note: str | None = None, editor: str | None = None) -> list[Outcome]:
         """Commit one batch; ``note``/``editor`` apply to every item (front matter can also carry them)."""
         self.store.ensure_bucket()
-        outcomes: list[Outcome] = []
-        pending: list[_Pending] = []
-        for item in items:
-            result = self._write_version(item, note or item.note, editor or item.editor)
-            if isinstance(result, _Pending):
-                pending.append(result)
-                outcomes.append(result.outcome)
-            else:
-                outcomes.append(result)
-        self._write_changes([p.document for p in pending])
-        for p in pending:
-            self._point_latest(p)
-        return outcomes
+        # Articles are independent (races on one id are settled by conditional writes), so their
+        # requests run side by side; the changes object still waits for every version of the batch.
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="commit") as pool:
+            results = list(
+                pool.map(lambda item: self._write_version(item, note or item.note, editor or item.editor), items)
+            )
+            pending = [r for r in results if isinstance(r, _Pending)]
+            self._write_changes([p.document for p in pending])
+            list(pool.map(self._point_latest, pending))
+        return [r.outcome if isinstance(r, _Pending) else r for r in results]
 
     def rollback(self, article_id: str, to: int, note: str, editor: str | None) -> Outcome:
         """Make a new version whose content is version ``to``'s."""
@@ -343,7 +343,7 @@ def ingest_files(
 ) -> list[Outcome]:
     """Ingest files in batches of ``settings.batch_size``. Bad files become ``failed`` outcomes;
     a storage failure raises ``StoreError`` (the run cannot go on)."""
-    committer = Committer(store, settings.prefix)
+    committer = Committer(store, settings.prefix, settings.workers)
     outcomes: list[Outcome] = []
     for start in range(0, len(paths), settings.batch_size):
         results = [safe_prepare(path, settings) for path in paths[start : start + settings.batch_size]]

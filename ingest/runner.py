@@ -84,7 +84,7 @@ def run_once(
     quiet_when_idle: bool = False,
 ) -> RunReport:
     """Sweep every source once. Raises ``RunError`` (after reporting) when the run cannot go on."""
-    committer = committer or Committer(store, settings.prefix)
+    committer = committer or Committer(store, settings.prefix, settings.workers)
     report = RunReport(
         run_id=committer.run_id, started_at=datetime.now(UTC), sources=[s.settings.name for s in sources]
     )

@@ -150,6 +150,7 @@ class Settings(BaseModel):
     batch_size: int = Field(
         default=100, ge=1, le=10_000, description="Files per changes-feed object (one S3 write per batch)."
     )
+    workers: int = Field(default=8, ge=1, le=64, description="Articles written to S3 side by side.")
     retry_attempts: int = Field(default=6, ge=1, le=20, description="Tries per S3 request, first one included.")
     retry_max_seconds: float = Field(
         default=60.0, gt=0, description="Give up retrying one S3 request after this many seconds in all."

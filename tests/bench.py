@@ -92,6 +92,35 @@ def speed(rules: Rules) -> tuple[int, float, float]:
     return len(blobs), sum(len(d) for _, d in blobs) / 1e6, elapsed
 
 
+def storage(count: int = 500) -> None:
+    """Ingest ``count`` BBC articles into the local S3 (new, then unchanged); print files/s and requests."""
+    import os
+    import uuid
+    from collections import Counter
+
+    from ingest.pipeline import ingest_files
+    from ingest.stores.s3 import S3Store
+
+    if not os.environ.get("AWS_ENDPOINT_URL"):
+        print("storage: AWS_ENDPOINT_URL not set (run `make bench`, which starts the local S3); skipped")
+        return
+    paths = sorted((CORPUS / "bbc" / "bbc").glob("*/*.txt"))[:count]
+    settings = load_settings({"bucket": "ingest-bench", "prefix": f"bench-{uuid.uuid4().hex[:8]}/"}, env={})
+    store = S3Store(settings.bucket)
+    calls: Counter[str] = Counter()
+    store.client.meta.events.register("before-send.s3", lambda request, **_: calls.update([request.method]))
+    store.ensure_bucket()
+    for label in ("new articles", "unchanged re-send"):
+        calls.clear()
+        start = time.perf_counter()
+        outcomes = ingest_files(paths, settings, store)
+        secs = time.perf_counter() - start
+        words = Counter(o.outcome for o in outcomes)
+        per_file = {k: round(v / len(paths), 2) for k, v in sorted(calls.items())}
+        print(f"storage, {label}: {len(paths)} files in {secs:.2f} s = {len(paths) / secs:.0f} files/s "
+              f"(one process, local SeaweedFS); outcomes {dict(words)}; S3 requests per file {per_file}")
+
+
 def main() -> int:
     if not CORPUS.is_dir():
         print(f"bench: {CORPUS} not found beside the checkout; nothing to measure", file=sys.stderr)
@@ -119,6 +148,7 @@ def main() -> int:
         f"speed (read+parse+split+validate+hash, one core): {n} files, {mb:.1f} MB in {secs:.2f} s = "
         f"{n / secs:.0f} files/s, {mb / secs:.1f} MB/s"
     )
+    storage()
     return 0
 
 

@@ -13,7 +13,19 @@ import pytest
 from ingest.cli import build_parser
 from tests.conftest import EXAMPLES, SEED, need_shared
 
-COMMANDS = ["parse", "file", "show", "history", "diff", "rollback", "changes", "formats"]
+COMMANDS = [
+    "parse",
+    "file",
+    "show",
+    "history",
+    "diff",
+    "rollback",
+    "changes",
+    "run",
+    "watch",
+    "retry-failed",
+    "formats",
+]
 
 
 def ingest(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
