@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import sys
+import time
 from collections import Counter
 from datetime import datetime
 from typing import Any, Literal, TextIO
@@ -44,12 +45,21 @@ class RunReport(BaseModel):
     started_at: datetime
     finished_at: datetime | None = None
     seconds: float = 0.0
+    timings: dict[str, float] = Field(
+        default_factory=dict, description="Seconds spent per phase: scan, read_and_parse, store, move."
+    )
     sources: list[str] = Field(default_factory=list)
     counts: dict[str, int] = Field(default_factory=dict, description="Files per outcome, plus `waiting`.")
     waiting: list[str] = Field(default_factory=list, description="Files not yet settled, left for a later run.")
     leased_elsewhere: int = Field(default=0, description="Files another run was already working on.")
     files: list[FileRecord] = Field(default_factory=list)
     error: str | None = Field(default=None, description="Why the run itself failed, if it did.")
+
+    def add_time(self, phase: str, since: float) -> float:
+        """Add the time since ``since`` (a monotonic clock reading) to ``phase``; returns the clock now."""
+        now = time.monotonic()
+        self.timings[phase] = round(self.timings.get(phase, 0.0) + now - since, 4)
+        return now
 
     def count(self) -> None:
         self.counts = dict(Counter(f.outcome for f in self.files))

@@ -93,7 +93,9 @@ def run_once(
         store.ensure_bucket()
         leases = Leases(store, settings.prefix, committer.run_id, settings.lease_seconds)
         for source in sources:
+            clock = time.monotonic()
             scan = source.scan(time.time())
+            report.add_time("scan", clock)
             report.waiting += scan.waiting
             reporter.planned(len(scan.ready))
             for start in range(0, len(scan.ready), settings.batch_size):
@@ -138,6 +140,7 @@ def _batch(
     taken: list[Candidate] = []
     results: list[Prepared | Outcome] = []
     storage_ok = True
+    clock = time.monotonic()
     try:
         for candidate in candidates:
             if stop():  # finish what is in hand, take nothing new
@@ -147,7 +150,9 @@ def _batch(
                 continue
             taken.append(candidate)
             results.append(_prepare(settings, source, candidate))
+        clock = report.add_time("read_and_parse", clock)
         committed = iter(committer.commit([r for r in results if isinstance(r, Prepared)]))
+        clock = report.add_time("store", clock)
         now = datetime.now(UTC)
         for candidate, result in zip(taken, results, strict=True):
             outcome = result if isinstance(result, Outcome) else next(committed)
@@ -169,6 +174,7 @@ def _batch(
                 record.moved_to = source.done(candidate, now)
             report.files.append(record)
             reporter.file(record)
+        report.add_time("move", clock)
     except RunError:
         storage_ok = False  # releasing would only retry against a store that is down
         raise

@@ -73,7 +73,10 @@ def test_folder_run_moves_stored_and_refused_files(tmp_path: Path, settings: Set
     assert Path("/etc/hostname").exists()
     stored = store.get(f"{settings.prefix}runs/{report.run_id}.json")
     assert stored is not None
-    assert RunReport.model_validate_json(stored.body).counts == report.counts
+    saved = RunReport.model_validate_json(stored.body)
+    assert saved.counts == report.counts
+    assert set(saved.timings) == {"scan", "read_and_parse", "store", "move"}
+    assert [f.error["check"] for f in saved.files if f.error] == ["headline", "refused"]
 
 
 def test_a_file_still_being_written_is_left_until_it_settles(

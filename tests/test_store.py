@@ -158,3 +158,24 @@ def test_parse_then_store_gives_the_same_content_hash(tmp_path: Path, settings: 
     expected = prepare(path.read_bytes(), path.name, settings.rules).content_sha256
     ingest_files([path], settings, store)
     assert doc_at(store, Keys(settings.prefix, "h").latest).content_sha256 == expected
+
+
+def fm(version: int, body: str, note: str = "") -> str:
+    extra = f"note: {note}\neditor: Desk\n" if note else ""
+    return f"---\nid: wire-42\nversion: {version}\n{extra}---\nMarkets Close Higher\n\n{body}\n"
+
+
+def test_an_input_older_than_the_stored_version_is_stale(tmp_path: Path, settings: Settings, store: S3Store) -> None:
+    path = tmp_path / "any-name.md"
+    path.write_text(fm(3, "Shares rose 2 per cent."))
+    assert ingest_files([path], settings, store)[0].outcome == "created"
+    path.write_text(fm(2, "Shares rose 1 per cent."))  # a delayed older revision from the wire
+    (late,) = ingest_files([path], settings, store)
+    assert (late.outcome, late.version) == ("stale", 1)
+    assert late.message == "input version 2 is older than stored 3"
+    path.write_text(fm(4, "Shares rose 2.5 per cent.", note="Corrects the rise"))
+    (newer,) = ingest_files([path], settings, store)
+    assert (newer.outcome, newer.version) == ("updated", 2)
+    doc = doc_at(store, Keys(settings.prefix, "wire-42").latest)
+    assert (doc.action, doc.source.input_version) == ("corrected", "4")
+    assert doc.correction is not None and (doc.correction.note, doc.correction.editor) == ("Corrects the rise", "Desk")
