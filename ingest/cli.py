@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ingest import __version__
 from ingest.errors import IngestError, InputError, RunError
-from ingest.models import ChangeEntry, Document, VersionRecord
+from ingest.models import ChangeEntry, Document
 from ingest.parsers import registry
 from ingest.pipeline import Committer, Outcome, draft, ingest_files, safe_prepare
 from ingest.report import LogFormat, Reporter, redact_values, setup_logging
@@ -330,15 +330,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
 def _cmd_history(args: argparse.Namespace) -> int:
     settings = _settings(args)
     doc = _read_doc(_store(settings), Keys(settings.prefix, args.id), None)
-    current = VersionRecord(
-        version=doc.version,
-        content_sha256=doc.content_sha256,
-        action=doc.action,
-        created_at=doc.created_at,
-        note=doc.correction.note if doc.correction else None,
-        editor=doc.correction.editor if doc.correction else None,
-    )
-    for row in [*doc.history, current]:
+    for row in [*doc.history, doc.record()]:
         if args.json:
             print(row.model_dump_json())
         else:

@@ -204,6 +204,17 @@ class Document(Content, _VersionHead):
             raise ValueError("must not contain '..'")
         return value
 
+    def record(self) -> VersionRecord:
+        """This version as one row of ``history``."""
+        return VersionRecord(
+            version=self.version,
+            content_sha256=self.content_sha256,
+            action=self.action,
+            created_at=self.created_at,
+            note=self.correction.note if self.correction else None,
+            editor=self.correction.editor if self.correction else None,
+        )
+
     def content(self) -> Content:
         """The hashed part of this document."""
         return Content.model_validate(self.model_dump(include=set(Content.model_fields)))

@@ -28,7 +28,7 @@ from typing import Literal
 from pydantic import ValidationError
 
 from ingest.errors import InputError, InvalidDocument, RunError, StoreConflict, StoreError, printable
-from ingest.models import ChangeEntry, Content, Correction, Document, SourceInfo, VersionRecord
+from ingest.models import ChangeEntry, Content, Correction, Document, SourceInfo
 from ingest.parsers import registry
 from ingest.reader import decode, read_bytes
 from ingest.settings import Settings
@@ -401,21 +401,7 @@ def _build(
         action = "corrected"
     else:
         action = "updated"
-    history = (
-        [
-            *prev.history,
-            VersionRecord(
-                version=prev.version,
-                content_sha256=prev.content_sha256,
-                action=prev.action,
-                created_at=prev.created_at,
-                note=prev.correction.note if prev.correction else None,
-                editor=prev.correction.editor if prev.correction else None,
-            ),
-        ]
-        if prev
-        else []
-    )
+    history = [*prev.history, prev.record()] if prev else []
     source = item.source
     if item.raw:
         source = source.model_copy(update={"raw_key": Keys(prefix, item.id).raw(number, item.raw_ext)})

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from ingest import devserver
+from ingest.models import ChangeEntry, Document
 from ingest.settings import Settings, load_settings
 from ingest.stores.s3 import S3Store
+from ingest.versioning import Keys
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -94,3 +96,22 @@ def cli_env(local_s3: devserver.LocalS3, prefix: str) -> dict[str, str]:
     env.update(local_s3.env())
     env.update({"INGEST_BUCKET": BUCKET, "INGEST_PREFIX": prefix})
     return env
+
+
+def read_feed(store: S3Store, prefix: str) -> list[ChangeEntry]:
+    """Every changes-feed entry under ``prefix``, in object order."""
+    entries: list[ChangeEntry] = []
+    for key in store.list_keys(f"{prefix}changes/"):
+        stored = store.get(key)
+        assert stored is not None
+        entries += [ChangeEntry.model_validate_json(line) for line in stored.body.decode().splitlines()]
+    return entries
+
+
+def stored_versions(store: S3Store, keys: Keys) -> list[Document]:
+    """v1, v2, ... of one article, until the first missing number."""
+    docs, n = [], 1
+    while (stored := store.get(keys.version(n))) is not None:
+        docs.append(Document.model_validate_json(stored.body))
+        n += 1
+    return docs

@@ -16,12 +16,12 @@ import pytest
 from botocore.config import Config
 
 from ingest.errors import StoreError
-from ingest.models import ChangeEntry, Document
+from ingest.models import Document
 from ingest.pipeline import ingest_files
 from ingest.settings import Settings
 from ingest.stores.s3 import S3Store
 from ingest.versioning import Keys
-from tests.conftest import BUCKET, RequestCounter
+from tests.conftest import BUCKET, RequestCounter, read_feed, stored_versions
 from tests.faultproxy import FaultProxy
 
 pytestmark = pytest.mark.s3
@@ -42,23 +42,6 @@ def proxied_store(proxy: FaultProxy, attempts: int = 12, max_seconds: float = 60
         ),
     )
     return S3Store(BUCKET, attempts=attempts, max_seconds=max_seconds, client=client)
-
-
-def versions(store: S3Store, keys: Keys) -> list[int]:
-    out, n = [], 1
-    while store.get(keys.version(n)) is not None:
-        out.append(n)
-        n += 1
-    return out
-
-
-def feed_pairs(store: S3Store, prefix: str) -> set[tuple[str, int]]:
-    pairs = set()
-    for key in store.list_keys(f"{prefix}changes/"):
-        stored = store.get(key)
-        assert stored is not None
-        pairs |= {(e.id, e.version) for e in map(ChangeEntry.model_validate_json, stored.body.decode().splitlines())}
-    return pairs
 
 
 def test_a_quarter_of_requests_faulted_still_lands_every_article_exactly_once(
@@ -94,11 +77,11 @@ def test_a_quarter_of_requests_faulted_still_lands_every_article_exactly_once(
     for path in paths:  # read back directly, not through the proxy
         keys = Keys(settings.prefix, path.stem)
         expected = [1, 2] if path in fixed else [1]
-        assert versions(store, keys) == expected, path.name
+        assert [d.version for d in stored_versions(store, keys)] == expected, path.name
         latest = store.get(keys.latest)
         assert latest is not None and latest == store.get(keys.version(expected[-1]))
         assert store.get(keys.raw(expected[-1], ".txt")) is not None
-    pairs = feed_pairs(store, settings.prefix)
+    pairs = {(e.id, e.version) for e in read_feed(store, settings.prefix)}
     assert pairs == {(p.stem, 1) for p in paths} | {(p.stem, 2) for p in fixed}
 
 
@@ -197,10 +180,10 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(
     assert sorted(p.name for p in drop.iterdir()) == ["processed"]  # no input left behind
     moved = sorted(p.name for p in (drop / "processed").rglob("*") if p.is_file())
     assert moved == [f"k{n:03d}.txt" for n in range(count)]  # each exactly once, none half-moved or renamed
-    pairs = feed_pairs(store, prefix)
+    pairs = {(e.id, e.version) for e in read_feed(store, prefix)}
     for n in range(count):
         keys = Keys(prefix, f"k{n:03d}")
-        assert versions(store, keys) == [1]
+        assert [d.version for d in stored_versions(store, keys)] == [1]
         latest = store.get(keys.latest)
         assert latest is not None and Document.model_validate_json(latest.body).version == 1
         assert (f"k{n:03d}", 1) in pairs  # the changes feed is complete

@@ -87,32 +87,36 @@ def test_a_file_still_being_written_is_left_until_it_settles(
     path = drop / "slow.txt"
     writing = threading.Event()
     writing.set()
+    started = threading.Event()
 
     def writer() -> None:
         with path.open("w") as fh:
             fh.write("Slow Story\n\n")
-            for n in range(12):
+            fh.flush()
+            started.set()
+            for n in range(25):
                 fh.write(f"Paragraph {n} arrives slowly.\n\n")
                 fh.flush()
-                time.sleep(0.25)
+                time.sleep(0.1)  # well inside settle_seconds, even on a loaded machine
         writing.clear()
 
     thread = threading.Thread(target=writer)
     thread.start()
+    started.wait(10)
     runs = 0
     while writing.is_set():
-        report = sweep(settings, store, drop, settle_seconds=1)
+        report = sweep(settings, store, drop, settle_seconds=2)
         runs += 1
         assert report.files == [], "a file was taken while it was being written"
         assert report.waiting == [str(path)]
         time.sleep(0.3)
     thread.join()
     assert runs >= 3
-    time.sleep(1.1)
-    report = sweep(settings, store, drop, settle_seconds=1)
+    time.sleep(2.1)
+    report = sweep(settings, store, drop, settle_seconds=2)
     assert [f.outcome for f in report.files] == ["created"]
     doc = Document.model_validate_json(store.get(Keys(settings.prefix, "slow").latest).body)  # type: ignore[union-attr]
-    assert len(doc.body) == 12  # the whole file, not a prefix of it
+    assert len(doc.body) == 25  # the whole file, not a prefix of it
 
 
 def _ingest(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:

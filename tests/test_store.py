@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from ingest.models import ChangeEntry, Document
+from ingest.models import Document
 from ingest.pipeline import Committer, ingest_files, prepare
 from ingest.settings import Settings
 from ingest.stores.s3 import S3Store
 from ingest.versioning import Keys
-from tests.conftest import SEED, RequestCounter, need_shared
+from tests.conftest import SEED, RequestCounter, need_shared, read_feed
 
 pytestmark = pytest.mark.s3
 
@@ -29,15 +29,6 @@ def doc_at(store: S3Store, key: str) -> Document:
     stored = store.get(key)
     assert stored is not None, key
     return Document.model_validate_json(stored.body)
-
-
-def feed(store: S3Store, prefix: str) -> list[ChangeEntry]:
-    out = []
-    for key in store.list_keys(f"{prefix}changes/"):
-        stored = store.get(key)
-        assert stored is not None
-        out += [ChangeEntry.model_validate_json(line) for line in stored.body.decode().splitlines()]
-    return out
 
 
 def test_seed_is_stored_as_v1_latest_and_raw_then_unchanged(
@@ -70,7 +61,7 @@ def test_new_article_costs_at_most_four_requests_plus_one_feed_object(
     assert [o.outcome for o in outcomes] == ["created"] * 5
     # 5 articles x (GET latest + PUT version + PUT raw + PUT latest) + 1 batched changes object
     assert requests.calls == {"GET": 5, "PUT": 5 * 3 + 1}
-    entries = feed(store, settings.prefix)
+    entries = read_feed(store, settings.prefix)
     assert sorted((e.id, e.version, e.action) for e in entries) == [(f"story-{i}", 1, "created") for i in range(5)]
 
 
@@ -109,7 +100,7 @@ def test_correction_records_note_editor_and_a_note_alone_records_nothing(
     assert doc.action == "corrected"
     assert doc.correction is not None
     assert (doc.correction.note, doc.correction.editor) == ("Closure day was wrong", "Ann Lee")
-    assert [(e.version, e.action) for e in sorted(feed(store, settings.prefix), key=lambda e: e.version)] == [
+    assert [(e.version, e.action) for e in sorted(read_feed(store, settings.prefix), key=lambda e: e.version)] == [
         (1, "created"),
         (2, "corrected"),
     ]

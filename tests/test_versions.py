@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from ingest.models import ChangeEntry, Document
 from ingest.pipeline import ingest_files
 from ingest.settings import Settings, load_settings
 from ingest.stores.s3 import S3Store
 from ingest.versioning import Keys
-from tests.conftest import BUCKET
+from tests.conftest import BUCKET, read_feed, stored_versions
 
 pytestmark = pytest.mark.s3
 
@@ -40,24 +39,6 @@ def _writer(args: tuple[int, str, str, dict[str, str]]) -> list[str]:
     return outcomes
 
 
-def all_versions(store: S3Store, keys: Keys) -> list[Document]:
-    docs = []
-    n = 1
-    while (stored := store.get(keys.version(n))) is not None:
-        docs.append(Document.model_validate_json(stored.body))
-        n += 1
-    return docs
-
-
-def feed(store: S3Store, prefix: str) -> list[ChangeEntry]:
-    entries = []
-    for key in store.list_keys(f"{prefix}changes/"):
-        stored = store.get(key)
-        assert stored is not None
-        entries += [ChangeEntry.model_validate_json(line) for line in stored.body.decode().splitlines()]
-    return entries
-
-
 def test_concurrent_writers_make_contiguous_unique_versions(
     tmp_path: Path, settings: Settings, store: S3Store, local_s3: object
 ) -> None:
@@ -67,14 +48,16 @@ def test_concurrent_writers_make_contiguous_unique_versions(
         results = pool.map(_writer, jobs)
     assert all(outcome in {"created", "updated"} for outcomes in results for outcome in outcomes)
     keys = Keys(settings.prefix, "budget")
-    docs = all_versions(store, keys)
+    docs = stored_versions(store, keys)
     total = WRITERS * REVISIONS
     assert [d.version for d in docs] == list(range(1, total + 1))  # contiguous, none lost
     bodies = sorted(d.body[0].text for d in docs)
     assert bodies == sorted(f"Revision {n} from writer {w}." for w in range(WRITERS) for n in range(REVISIONS))
     latest = store.get(keys.latest)
     assert latest is not None and latest == store.get(keys.version(total))
-    assert {(e.id, e.version) for e in feed(store, settings.prefix)} == {("budget", v) for v in range(1, total + 1)}
+    assert {(e.id, e.version) for e in read_feed(store, settings.prefix)} == {
+        ("budget", v) for v in range(1, total + 1)
+    }
     for doc in docs:  # every version's history is exactly the versions before it
         assert [h.version for h in doc.history] == list(range(1, doc.version))
         assert store.get(keys.raw(doc.version, ".txt")) is not None
@@ -129,10 +112,10 @@ def test_a_run_killed_between_any_two_writes_is_repaired_by_running_again(
     assert rerun.version == target
     assert rerun.outcome == ("unchanged" if (crash_at, after) == (4, True) else "created" if target == 1 else "updated")
     keys = Keys(settings.prefix, "story")
-    docs = all_versions(store, keys)
+    docs = stored_versions(store, keys)
     assert [d.version for d in docs] == list(range(1, target + 1))
     assert store.get(keys.latest) == store.get(keys.version(target))
     raw = store.get(keys.raw(target, ".txt"))
     assert raw is not None and raw.body == path.read_bytes()
-    versions_in_feed = [e.version for e in feed(store, settings.prefix)]
+    versions_in_feed = [e.version for e in read_feed(store, settings.prefix)]
     assert set(versions_in_feed) == set(range(1, target + 1))  # complete; a repeat is allowed (at-least-once)
