@@ -27,7 +27,7 @@ from ingest.report import LogFormat, Reporter, redact_values, setup_logging
 from ingest.runner import open_sources, run_once, watch
 from ingest.settings import Settings, load_settings, source_for
 from ingest.stores.s3 import S3Store
-from ingest.versioning import Keys, changes_prefix, diff_lines
+from ingest.versioning import Keys, changes_prefix, diff_lines, safe_id
 
 EXIT_OK, EXIT_REFUSED, EXIT_RUN_FAILED = 0, 1, 2
 log = logging.getLogger("ingest.cli")
@@ -249,6 +249,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except OSError as exc:  # stdout full or gone: say so in one line
+        _err(f"error: cannot write output: {exc.strerror or exc}")
+        return EXIT_RUN_FAILED
 
 
 # ---------------------------------------------------------------------------------------------- commands
@@ -265,7 +268,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     flags: dict[str, object] = {"bucket": args.bucket, "prefix": args.prefix}
     if getattr(args, "source", None):
         flags["sources"] = [source_for(location) for location in args.source]
-    if getattr(args, "interval", None):
+    if getattr(args, "interval", None) is not None:
         flags["poll_seconds"] = args.interval
     return load_settings(flags, config=args.config)
 
@@ -306,6 +309,17 @@ def _cmd_file(args: argparse.Namespace) -> int:
     return EXIT_REFUSED if any(o.outcome == "failed" for o in outcomes) else EXIT_OK
 
 
+def _article_id(raw: str) -> str:
+    """The id as ingest would have made it: 'ferry strike' finds 'ferry-strike'; '../x' is refused."""
+    return safe_id(raw, raw)
+
+
+def _note(text: str) -> str:
+    if not text.strip():
+        raise RunError("--note must say why (it is recorded on the new version)")
+    return text
+
+
 def _read_doc(store: S3Store, keys: Keys, version: int | None) -> Document:
     key = keys.version(version) if version else keys.latest
     stored = store.get(key)
@@ -318,7 +332,7 @@ def _read_doc(store: S3Store, keys: Keys, version: int | None) -> Document:
 def _cmd_show(args: argparse.Namespace) -> int:
     settings = _settings(args)
     store = _store(settings)
-    keys = Keys(settings.prefix, args.id)
+    keys = Keys(settings.prefix, _article_id(args.id))
     key = keys.version(args.number) if args.number else keys.latest
     stored = store.get(key)
     if stored is None:
@@ -329,21 +343,21 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 def _cmd_history(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    doc = _read_doc(_store(settings), Keys(settings.prefix, args.id), None)
+    doc = _read_doc(_store(settings), Keys(settings.prefix, _article_id(args.id)), None)
     for row in [*doc.history, doc.record()]:
         if args.json:
             print(row.model_dump_json())
         else:
             who = f"  by {row.editor}" if row.editor else ""
             what = f'  "{row.note}"' if row.note else ""
-            print(f"v{row.version:<4} {row.created_at:%Y-%m-%d %H:%M:%S}Z  {row.action:<11}{who}{what}")
+            print(f"v{row.version:<4} {row.created_at:%Y-%m-%d %H:%M:%S}Z  {row.action:<11}{who}{what}".rstrip())
     return EXIT_OK
 
 
 def _cmd_diff(args: argparse.Namespace) -> int:
     settings = _settings(args)
     store = _store(settings)
-    keys = Keys(settings.prefix, args.id)
+    keys = Keys(settings.prefix, _article_id(args.id))
     old, new = _read_doc(store, keys, args.a), _read_doc(store, keys, args.b)
     lines = diff_lines(old.content(), new.content(), f"{args.id} v{args.a}", f"{args.id} v{args.b}")
     print("\n".join(lines) if lines else f"{args.id}: v{args.a} and v{args.b} have the same content")
@@ -352,7 +366,9 @@ def _cmd_diff(args: argparse.Namespace) -> int:
 
 def _cmd_rollback(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    outcome = Committer(_store(settings), settings.prefix).rollback(args.id, args.to, args.note, args.editor)
+    outcome = Committer(_store(settings), settings.prefix).rollback(
+        _article_id(args.id), args.to, _note(args.note), args.editor
+    )
     print(outcome.line())
     return EXIT_OK
 
@@ -363,7 +379,7 @@ def _cmd_changes(args: argparse.Namespace) -> int:
     since = _parse_time(args.since) if args.since else None
     prefix = changes_prefix(settings.prefix)
     # Object names start with their write time, so listing can skip everything older than --since.
-    start_after = f"{prefix}{since:%Y%m%dT%H%M%S}" if since else ""
+    start_after = f"{prefix}{since.astimezone(UTC):%Y%m%dT%H%M%S}" if since else ""
     for key in store.list_keys(prefix, start_after=start_after):
         stored = store.get(key)
         for line in stored.body.decode("utf-8").splitlines() if stored else []:
@@ -401,8 +417,8 @@ def _cmd_watch(args: argparse.Namespace) -> int:
         ", ".join(s.settings.location for s in sources),
         settings.poll_seconds,
     )
-    watch(settings, store, sources, Reporter(args.log_format), stop)
-    return EXIT_OK
+    refused = watch(settings, store, sources, Reporter(args.log_format), stop)
+    return EXIT_REFUSED if refused else EXIT_OK
 
 
 def _cmd_retry_failed(args: argparse.Namespace) -> int:

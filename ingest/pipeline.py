@@ -195,14 +195,24 @@ class Committer:
         self.store.ensure_bucket()
         # Articles are independent (races on one id are settled by conditional writes), so their
         # requests run side by side; the changes object still waits for every version of the batch.
+        # Files of one article keep their input order (the later one is the newer version).
+        groups: dict[str, list[int]] = {}
+        for index, item in enumerate(items):
+            groups.setdefault(item.id, []).append(index)
+        results: list[_Pending | Outcome | None] = [None] * len(items)
+
+        def write_group(indexes: list[int]) -> None:
+            for i in indexes:
+                results[i] = self._write_version(items[i], note or items[i].note, editor or items[i].editor)
+
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="commit") as pool:
-            results = list(
-                pool.map(lambda item: self._write_version(item, note or item.note, editor or item.editor), items)
-            )
+            list(pool.map(write_group, groups.values()))
             pending = [r for r in results if isinstance(r, _Pending)]
             self._write_changes([p.document for p in pending])
             list(pool.map(self._point_latest, pending))
-        return [r.outcome if isinstance(r, _Pending) else r for r in results]
+        done = [r for r in results if r is not None]
+        assert len(done) == len(items)  # every group ran, or pool.map raised
+        return [r.outcome if isinstance(r, _Pending) else r for r in done]
 
     def rollback(self, article_id: str, to: int, note: str, editor: str | None) -> Outcome:
         """Make a new version whose content is version ``to``'s."""

@@ -52,7 +52,8 @@ def read_bytes(path: Path, max_bytes: int) -> bytes:
     """Read a regular file of at most ``max_bytes``, refusing larger ones before reading them."""
     name = str(path)
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOCTTY", 0))
+        # O_NONBLOCK: opening a FIFO would otherwise wait for a writer forever; regular files ignore it.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
     except FileNotFoundError:
         raise ReadError(name, "no such file", check="missing") from None
     except IsADirectoryError:
@@ -66,13 +67,15 @@ def read_bytes(path: Path, max_bytes: int) -> bytes:
         os.close(fd)
         what = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
         raise ReadError(name, f"is {what}, not an article file", check="not-a-file")
+    os.set_blocking(fd, True)
     with os.fdopen(fd, "rb") as fh:
         if info.st_size > max_bytes:
-            raise ReadError(name, f"is {_size(info.st_size)}, above the {_size(max_bytes)} limit", check="size-limit")
+            limit = f"is {human_size(info.st_size)}, above the {human_size(max_bytes)} limit"
+            raise ReadError(name, limit, check="size-limit")
         # Read one byte past the limit: a file still growing after fstat is refused, not truncated.
         data = fh.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise ReadError(name, f"grew past the {_size(max_bytes)} limit while being read", check="size-limit")
+        raise ReadError(name, f"grew past the {human_size(max_bytes)} limit while being read", check="size-limit")
     return data
 
 
@@ -133,7 +136,8 @@ def _to_lf(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def _size(n: int) -> str:
+def human_size(n: int) -> str:
+    """``512 bytes``, ``6.8 MiB``: sizes as people read them in messages."""
     if n < 1024:
         return f"{n} bytes"
     size = float(n)

@@ -23,10 +23,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from ingest.errors import InputError, RunError
+from ingest.errors import ConfigError, InputError, RunError
 from ingest.pipeline import Committer, Outcome, Prepared, guarded, prepare
 from ingest.report import FileRecord, Reporter, RunReport
-from ingest.settings import Settings
+from ingest.settings import Settings, SourceSettings
 from ingest.sources import Candidate, Source, open_source
 from ingest.stores.s3 import S3Store
 
@@ -219,16 +219,47 @@ def watch(
     reporter: Reporter,
     stop: threading.Event,
 ) -> int:
-    """Sweep until ``stop`` is set; returns how many sweeps found files."""
-    busy = 0
+    """Sweep until ``stop`` is set; returns how many files were refused in all.
+
+    Storage trouble does not end a watch: the sweep is reported, and the next one comes after a pause
+    that doubles while storage stays away (up to 5 minutes). Bad configuration does end it.
+    """
+    refused = 0
+    pause = settings.poll_seconds
     while not stop.is_set():
-        report = run_once(settings, store, sources, reporter, stop=stop.is_set, quiet_when_idle=True)
-        busy += bool(report.files)
-        stop.wait(settings.poll_seconds)
-    return busy
+        try:
+            report = run_once(settings, store, sources, reporter, stop=stop.is_set, quiet_when_idle=True)
+        except ConfigError:
+            raise
+        except RunError as exc:
+            pause = min(max(pause * 2, settings.poll_seconds), 300.0)
+            log.error("sweep failed (%s); trying again in %.0f s", exc, pause)
+        else:
+            refused += len(report.errors)
+            pause = settings.poll_seconds
+        stop.wait(pause)
+    return refused
+
+
+def _refuse_overlap(source: SourceSettings, settings: Settings) -> None:
+    """An S3 inbox must not see the document store's own keys, or it would ingest them as input."""
+    if not source.is_s3:
+        return
+    bucket, _, rest = source.location[len("s3://") :].partition("/")
+    inbox = rest.strip("/") + "/" if rest.strip("/") else ""
+    if bucket != settings.bucket:
+        return
+    ours = [f"{settings.prefix}{folder}/" for folder in ("articles", "raw", "changes", "runs", "locks")]
+    if any(key.startswith(inbox) or inbox.startswith(key) for key in ours):
+        raise ConfigError(
+            f"source {source.name}: {source.location} overlaps the document store "
+            f"(s3://{settings.bucket}/{settings.prefix}); give the inbox its own prefix, e.g. s3://{bucket}/inbox/"
+        )
 
 
 def open_sources(settings: Settings) -> list[Source]:
     if not settings.sources:
-        raise RunError("no sources configured: add `sources:` to config/ingest.yaml or pass --source PATH")
+        raise ConfigError("no sources configured: add `sources:` to config/ingest.yaml or pass --source PATH")
+    for source in settings.sources:
+        _refuse_overlap(source, settings)
     return [open_source(s, settings.retry_attempts, settings.retry_max_seconds) for s in settings.sources]

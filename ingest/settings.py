@@ -174,7 +174,7 @@ class Settings(BaseModel):
     @field_validator("bucket")
     @classmethod
     def _bucket_name(cls, value: str) -> str:
-        if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", value):
+        if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", value) or ".." in value:
             raise ValueError("must be 3-63 lowercase letters, digits, dots or hyphens (an S3 bucket name)")
         return value
 
@@ -231,7 +231,7 @@ def load_settings(
     merged: dict[str, Any] = {}
     origin: dict[str, str] = {}
     if path.is_file():
-        data = _read_yaml(path)
+        data = _read_yaml(path) or {}  # an empty file sets nothing
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: must be a mapping of settings, not {type(data).__name__}")
         merged.update(data)

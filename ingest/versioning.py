@@ -13,6 +13,7 @@ Pure functions only; the store module does the I/O.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -42,8 +43,18 @@ def safe_id(raw: str, name: str) -> str:
 
 
 def id_from_file_name(file_name: str, name: str) -> str:
-    """The article id a file gets when its content names none: the file name without its extension."""
-    return safe_id(PurePath(file_name).stem or file_name, name)
+    """The article id a file gets when its content names none: the file name without its extension.
+
+    A name with no usable characters at all (``ファイル名.txt``) gets a stable id from its hash,
+    ``file-<12 hex>``, rather than being refused: the same name always gives the same id.
+    """
+    stem = PurePath(file_name).stem or file_name
+    try:
+        return safe_id(stem, name)
+    except InvalidDocument:
+        if not stem.strip(". "):
+            raise
+        return "file-" + hashlib.sha256(stem.encode("utf-8")).hexdigest()[:12]
 
 
 def raw_extension(file_name: str) -> str:

@@ -6,6 +6,7 @@ import json
 import socket
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -124,6 +125,14 @@ def test_file_show_history_diff_rollback_changes(tmp_path: Path, cli_env: dict[s
         ("bridge", 2),
         ("bridge", 3),
     }
+    first_time = changes[0]["time"]
+    as_plus_one = (datetime.fromisoformat(first_time) + timedelta(hours=1)).replace(tzinfo=None).isoformat() + "+01:00"
+    same_instant = ingest("changes", "--since", as_plus_one, "--json", env=cli_env).stdout.splitlines()
+    assert len(same_instant) == len(changes)  # a zone offset means the same instant, not fewer entries
+    assert json.loads(ingest("show", "bridge", env=cli_env).stdout)["id"] == "bridge"
+    escape = ingest("show", "../etc", env=cli_env)
+    assert escape.returncode == 1 and "no such document (" in escape.stderr  # "../etc" is read as id "etc"
+    assert ingest("watch", "--source", "x", "--interval", "0", env=cli_env).returncode == 2
     later = ingest("changes", "--since", "2999-01-01T00:00:00Z", env=cli_env)
     assert later.returncode == 0 and later.stdout == ""
 

@@ -131,3 +131,23 @@ def test_property_any_bytes_after_any_format_marker_give_a_document_or_our_error
     except InputError as exc:
         message = str(exc)
     assert "\n" not in message
+
+
+def test_a_fifo_is_refused_not_waited_on(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.txt"
+    os.mkfifo(fifo)
+    result = safe_prepare(fifo, SETTINGS)  # would block forever if opened for a blocking read
+    assert isinstance(result, Outcome)
+    assert "not a regular file" in str(result.error)
+
+
+def test_names_without_usable_characters_get_a_stable_hashed_id() -> None:
+    first = prepare(b"Headline\n\nBody.\n", "ファイル名.txt", RULES).id
+    assert first.startswith("file-") and len(first) == 17
+    assert prepare(b"Other\n\nText.\n", "ファイル名.txt", RULES).id == first
+
+
+def test_a_wire_story_opening_with_a_rule_of_dashes_is_plain_text() -> None:
+    prepared = prepare(b"---\nStorm Hits Coast\n\nWinds reached 90 mph.\n", "dashes.txt", RULES)
+    assert prepared.source.format == "text"
+    assert prepared.content.body[-1].text == "Winds reached 90 mph."

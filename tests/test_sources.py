@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -256,3 +257,74 @@ def test_run_command_exit_codes_and_watch_stops_cleanly(tmp_path: Path, cli_env:
     assert watcher.returncode == 0, err
     assert "SIGTERM" in err
     assert "Traceback" not in err
+
+
+def test_an_s3_inbox_overlapping_the_document_store_is_refused(settings: Settings) -> None:
+    from ingest.errors import ConfigError
+    from ingest.runner import open_sources
+
+    for location in (f"s3://{BUCKET}/", f"s3://{BUCKET}/{settings.prefix}", f"s3://{BUCKET}/{settings.prefix}raw/"):
+        bad = settings.model_copy(update={"sources": [SourceSettings(name="inbox", location=location)]})
+        with pytest.raises(ConfigError, match="overlaps the document store"):
+            open_sources(bad)
+    fine = SourceSettings(name="inbox", location=f"s3://{BUCKET}/{settings.prefix}inbox/")
+    assert len(open_sources(settings.model_copy(update={"sources": [fine]}))) == 1
+
+
+def test_s3_inbox_moves_never_overwrite_and_subfolders_are_not_input(
+    settings: Settings, store: S3Store, prefix: str
+) -> None:
+    inbox = f"{prefix}inbox2/"
+    location = f"s3://{BUCKET}/{inbox}"
+    store.put(f"{inbox}nested/deep.txt", story(5).encode())
+    for n in range(2):
+        store.put(f"{inbox}same.txt", story(10 + n).encode())
+        assert sweep(settings, store, location).counts == {"created" if n == 0 else "updated": 1}
+    day = datetime.now(UTC).strftime("%Y-%m-%d")
+    keys = set(store.list_keys(f"{inbox}processed/"))
+    assert keys == {f"{inbox}processed/{day}/same.txt", f"{inbox}processed/{day}/same-1.txt"}
+    assert store.exists(f"{inbox}nested/deep.txt")  # like a drop folder's subfolders: left alone
+
+
+class FlakyStorage(FaultProxy):
+    """Down for the first ``down_for`` seconds, then healthy."""
+
+    def __init__(self, upstream: str, down_for: float) -> None:
+        super().__init__(upstream)
+        self.until = time.monotonic() + down_for
+
+    def _pick(self) -> str | None:
+        self.down = time.monotonic() < self.until
+        return super()._pick()
+
+
+def test_watch_rides_out_a_storage_outage(tmp_path: Path, settings: Settings, local_s3: object) -> None:
+    from ingest.runner import watch
+
+    drop = tmp_path / "drop"
+    fill(drop, 2)
+    proxy = FlakyStorage(os.environ["AWS_ENDPOINT_URL"], down_for=2.0)
+    import boto3
+    from botocore.config import Config
+
+    client = boto3.session.Session().client(
+        "s3", endpoint_url=proxy.url, config=Config(retries={"total_max_attempts": 1}, connect_timeout=1)
+    )
+    store = S3Store(settings.bucket, attempts=2, max_seconds=1, client=client)
+    conf = SourceSettings(name="drop", location=str(drop), settle_seconds=0)
+    watched = settings.model_copy(update={"sources": [conf], "poll_seconds": 0.2})
+    stop = threading.Event()
+    out = io.StringIO()
+    thread = threading.Thread(
+        target=lambda: watch(watched, store, [open_source(conf)], Reporter("text", out=out), stop)
+    )
+    thread.start()
+    deadline = time.time() + 60
+    while len(list((drop / "processed").rglob("*.txt"))) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    stop.set()
+    thread.join(30)
+    proxy.close()
+    assert not thread.is_alive()
+    assert len(list((drop / "processed").rglob("*.txt"))) == 2
+    assert proxy.stats["down"] > 0  # it really was down at first

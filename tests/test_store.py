@@ -170,3 +170,15 @@ def test_an_input_older_than_the_stored_version_is_stale(tmp_path: Path, setting
     doc = doc_at(store, Keys(settings.prefix, "wire-42").latest)
     assert (doc.action, doc.source.input_version) == ("corrected", "4")
     assert doc.correction is not None and (doc.correction.note, doc.correction.editor) == ("Corrects the rise", "Desk")
+
+
+def test_files_of_one_article_in_one_batch_keep_their_order(tmp_path: Path, settings: Settings, store: S3Store) -> None:
+    for n in range(3):
+        first, second = tmp_path / f"a{n}" / f"dup{n}.txt", tmp_path / f"b{n}" / f"dup{n}.txt"
+        for path, word in ((first, "first"), (second, "second")):
+            path.parent.mkdir()
+            path.write_text(f"Duplicate\n\nThe {word} revision.\n")
+        outcomes = ingest_files([first, second], settings, store)
+        assert [(o.outcome, o.version) for o in outcomes] == [("created", 1), ("updated", 2)]
+        latest = doc_at(store, Keys(settings.prefix, f"dup{n}").latest)
+        assert latest.body[0].text == "The second revision."

@@ -100,7 +100,9 @@ class FrontMatterParser:
     description: str = "Text/Markdown with YAML front matter (id, headline, byline, dates, tags, ...)."
 
     def sniff(self, text: str) -> bool:
-        return text.startswith("---\n")
+        # A wire story may open with a rule of dashes: only an opening AND a closing line make front matter.
+        head = text[: 64 * 1024]
+        return head.startswith("---\n") and ("\n---\n" in head[3:] or head[4:].startswith("---\n"))
 
     def parse(self, decoded: Decoded, name: str, rules: Rules) -> Parsed:
         meta, rest = _front_matter(decoded.text.split("\n"), name)

@@ -46,6 +46,9 @@ class Folder:
                     info = entry.stat()
                 except FileNotFoundError:
                     continue  # taken by another run between listing and looking
+                if not entry.is_file():  # a FIFO, socket or device: never opened
+                    ready.append(Candidate(str(path), entry.name, 0, str(path), refusal="is not a regular file"))
+                    continue
                 if now - info.st_mtime < self.settings.settle_seconds:
                     waiting.append(str(path))
                     continue

@@ -10,6 +10,7 @@ import json
 from datetime import datetime
 
 from ingest.errors import ReadError
+from ingest.reader import human_size
 from ingest.settings import SourceSettings
 from ingest.sources import Candidate, Scan, ignored
 from ingest.stores.s3 import S3Store
@@ -27,9 +28,9 @@ class S3Inbox:
     def scan(self, now: float) -> Scan:
         ready = []
         for key, size in self.store.list_objects(self.prefix):
-            rest = key[len(self.prefix) :]
-            name = rest.rsplit("/", 1)[-1]
-            if rest.startswith((PROCESSED, FAILED)) or not name or ignored(name):
+            name = key[len(self.prefix) :]
+            # Like a drop folder: only the top level; processed/, failed/ and other "folders" are not input.
+            if "/" in name or not name or ignored(name):
                 continue
             ready.append(Candidate(key, name, size, f"s3://{self.store.bucket}/{key}"))
         return Scan(ready, [])
@@ -43,17 +44,18 @@ class S3Inbox:
         if stored is None:
             return None
         if len(stored.body) > max_bytes:
-            raise ReadError(candidate.display, f"is above the {max_bytes}-byte limit", check="size-limit")
+            raise ReadError(candidate.display, f"grew past the {human_size(max_bytes)} limit", check="size-limit")
         return stored.body
 
     def done(self, candidate: Candidate, when: datetime) -> str:
-        target = f"{self.prefix}{PROCESSED}{when:%Y-%m-%d}/{candidate.name}"
+        target = self._free_key(f"{self.prefix}{PROCESSED}{when:%Y-%m-%d}/{candidate.name}")
         self._move(candidate.ref, target)
         return f"s3://{self.store.bucket}/{target}"
 
     def fail(self, candidate: Candidate, error: dict[str, str | None], when: datetime) -> str:
-        target = f"{self.prefix}{FAILED}{candidate.name}"
-        record = {**error, "source": self.settings.name, "failed_at": when.isoformat(), "file": candidate.name}
+        target = self._free_key(f"{self.prefix}{FAILED}{candidate.name}")
+        name = target.rsplit("/", 1)[-1]
+        record = {**error, "source": self.settings.name, "failed_at": when.isoformat(), "file": name}
         self.store.put(target + ".error.json", (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode())
         self._move(candidate.ref, target)
         return f"s3://{self.store.bucket}/{target}"
@@ -64,10 +66,19 @@ class S3Inbox:
             name = key.rsplit("/", 1)[-1]
             if name.endswith(".error.json"):
                 continue
-            self._move(key, self.prefix + name)
+            self._move(key, self._free_key(self.prefix + name))
             self.store.delete(key + ".error.json")
             moved.append(name)
         return moved
+
+    def _free_key(self, key: str) -> str:
+        """``key``, or ``name-1.ext``, ``name-2.ext``... when taken: a move never overwrites an object."""
+        stem, dot, ext = key.rpartition(".") if "." in key.rsplit("/", 1)[-1] else (key, "", "")
+        candidate, n = key, 0
+        while self.store.exists(candidate):
+            n += 1
+            candidate = f"{stem}-{n}{dot}{ext}"
+        return candidate
 
     def _move(self, source: str, target: str) -> None:
         self.store.copy(source, target)

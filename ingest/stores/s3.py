@@ -189,6 +189,20 @@ class S3Store:
 
         return self._call(f"GET {key}", key, fetch)
 
+    def exists(self, key: str) -> bool:
+        """Whether ``key`` exists (one HEAD request)."""
+
+        def head() -> bool:
+            try:
+                self.client.head_object(Bucket=self.bucket, Key=key)
+            except ClientError as exc:
+                if _is_missing(exc) and _code(exc) != "NoSuchBucket":
+                    return False
+                raise
+            return True
+
+        return self._call(f"HEAD {key}", key, head)
+
     def put_new(self, key: str, body: bytes, content_type: str = "application/json") -> bool:
         """Create ``key`` only if absent (``If-None-Match: *``). False when it already existed."""
         return self._conditional(key, body, content_type, IfNoneMatch="*")
