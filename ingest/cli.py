@@ -18,15 +18,17 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from ingest import __version__
-from ingest.errors import IngestError, InputError, RunError
+from ingest.errors import IngestError, InputError, RunError, StoreError
 from ingest.models import ChangeEntry, Document
 from ingest.parsers import registry
-from ingest.pipeline import Committer, Outcome, draft, ingest_files, safe_prepare
+from ingest.pipeline import Committer, Outcome, draft, ingest_files, load_document, safe_prepare
 from ingest.report import LogFormat, Reporter, redact_values, setup_logging
 from ingest.runner import open_sources, run_once, watch
 from ingest.settings import Settings, load_settings, source_for
-from ingest.stores.s3 import S3Store
+from ingest.stores.s3 import S3Store, Stored
 from ingest.versioning import Keys, changes_prefix, diff_lines, safe_id
 
 EXIT_OK, EXIT_REFUSED, EXIT_RUN_FAILED = 0, 1, 2
@@ -320,23 +322,24 @@ def _note(text: str) -> str:
     return text
 
 
-def _read_doc(store: S3Store, keys: Keys, version: int | None) -> Document:
-    key = keys.version(version) if version else keys.latest
+def _read_stored(store: S3Store, keys: Keys, version: int | None) -> tuple[str, Stored]:
+    key = keys.latest if version is None else keys.version(version)
     stored = store.get(key)
     if stored is None:
-        what = f"version {version}" if version else "no stored versions"
-        raise InputError(keys.id, f"has {what}" if not version else f"has no {what}", check="not-found")
-    return Document.model_validate_json(stored.body)
+        raise InputError(keys.id, f"no such document ({key})", check="not-found")
+    return key, stored
+
+
+def _read_doc(store: S3Store, keys: Keys, version: int | None) -> Document:
+    key, stored = _read_stored(store, keys, version)
+    doc = load_document(stored, key)
+    assert doc is not None  # stored is not None, so neither is the document
+    return doc
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    store = _store(settings)
-    keys = Keys(settings.prefix, _article_id(args.id))
-    key = keys.version(args.number) if args.number else keys.latest
-    stored = store.get(key)
-    if stored is None:
-        raise InputError(args.id, f"no such document ({key})", check="not-found")
+    _, stored = _read_stored(_store(settings), Keys(settings.prefix, _article_id(args.id)), args.number)
     sys.stdout.write(stored.body.decode("utf-8"))
     return EXIT_OK
 
@@ -383,7 +386,10 @@ def _cmd_changes(args: argparse.Namespace) -> int:
     for key in store.list_keys(prefix, start_after=start_after):
         stored = store.get(key)
         for line in stored.body.decode("utf-8").splitlines() if stored else []:
-            entry = ChangeEntry.model_validate_json(line)
+            try:
+                entry = ChangeEntry.model_validate_json(line)
+            except ValidationError as exc:
+                raise StoreError(f"{key}: not a valid changes-feed entry ({exc.errors()[0]['msg']})") from exc
             if since and entry.time < since:
                 continue
             if args.json:

@@ -9,6 +9,7 @@
     │   └── InvalidDocument      parsed, but the document breaks a rule (no headline, no body, bad id)
     └── RunError                 the run itself cannot go on; nothing more is attempted (exit 2)
         ├── ConfigError          settings or rules files are wrong (names the key and why)
+        ├── SourceError          a source cannot be listed or its files moved (permissions, disk)
         └── StoreError           storage failed: unreachable, denied, or a retry budget ran out
             └── StoreConflict    a conditional write lost a race it could not resolve
 
@@ -84,6 +85,12 @@ class ConfigError(RunError):
     """Settings or rules are invalid."""
 
     check = "config"
+
+
+class SourceError(RunError):
+    """A drop folder or inbox cannot be read or its files moved."""
+
+    check = "source"
 
 
 class StoreError(RunError):

@@ -169,6 +169,14 @@ def draft(prepared: Prepared) -> Document:
 # ---------------------------------------------------------------------------------------------- storage
 
 
+@dataclass(frozen=True)
+class _Known:
+    """The newest version of an article this process has seen, and the ETag of ``latest.json`` it read."""
+
+    doc: Document | None
+    latest_etag: str | None
+
+
 @dataclass
 class _Pending:
     """A version written in step 1-2 whose feed entry and latest pointer are still to come."""
@@ -187,7 +195,7 @@ class Committer:
     prefix: str
     #: Articles written side by side within a batch.
     workers: int = 8
-    run_id: str = field(default_factory=lambda: _now().strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3))
+    run_id: str = field(default_factory=lambda: new_run_id())
     _batches: int = 0
 
     def commit(self, items: Sequence[Prepared], *, note: str | None = None, editor: str | None = None) -> list[Outcome]:
@@ -202,14 +210,20 @@ class Committer:
         results: list[_Pending | Outcome | None] = [None] * len(items)
 
         def write_group(indexes: list[int]) -> None:
+            known: _Known | None = None
             for i in indexes:
-                results[i] = self._write_version(items[i], note or items[i].note, editor or items[i].editor)
+                item = items[i]
+                results[i], known = self._write_version(item, note or item.note, editor or item.editor, known=known)
 
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="commit") as pool:
             list(pool.map(write_group, groups.values()))
             pending = [r for r in results if isinstance(r, _Pending)]
             self._write_changes([p.document for p in pending])
-            list(pool.map(self._point_latest, pending))
+            newest: dict[str, _Pending] = {}  # only the highest version of each article needs its pointer
+            for p in pending:
+                if p.document.id not in newest or p.document.version > newest[p.document.id].document.version:
+                    newest[p.document.id] = p
+            list(pool.map(self._point_latest, newest.values()))
         done = [r for r in results if r is not None]
         assert len(done) == len(items)  # every group ran, or pool.map raised
         return [r.outcome if isinstance(r, _Pending) else r for r in done]
@@ -221,7 +235,8 @@ class Committer:
         target = self.store.get(keys.version(to))
         if target is None:
             raise InvalidDocument(article_id, f"has no version {to} to roll back to", check="rollback")
-        old = Document.model_validate_json(target.body)
+        old = load_document(target, keys.version(to))
+        assert old is not None
         prepared = Prepared(
             path=f"{article_id}@v{to}",
             id=article_id,
@@ -232,7 +247,7 @@ class Committer:
             note=note,
             editor=editor,
         )
-        result = self._write_version(prepared, note, editor, rolled_back_to=to)
+        result, _ = self._write_version(prepared, note, editor, rolled_back_to=to)
         if isinstance(result, Outcome):
             return result
         self._write_changes([result.document])
@@ -242,39 +257,30 @@ class Committer:
     # ---- step 0-2
 
     def _write_version(
-        self, item: Prepared, note: str | None, editor: str | None, rolled_back_to: int | None = None
-    ) -> _Pending | Outcome:
+        self,
+        item: Prepared,
+        note: str | None,
+        editor: str | None,
+        rolled_back_to: int | None = None,
+        known: _Known | None = None,
+    ) -> tuple[_Pending | Outcome, _Known]:
+        """Steps 0-2 for one item. ``known`` (from the previous file of the same article in this batch)
+        saves re-reading ``latest.json``, which only moves in step 4."""
         keys = Keys(self.prefix, item.id)
         sha = item.content_sha256
-        latest = self.store.get(keys.latest)
-        latest_etag = latest.etag if latest else None
-        prev = _load(latest, keys.latest)
+        if known is None:
+            latest = self.store.get(keys.latest)
+            known = _Known(load_document(latest, keys.latest), latest.etag if latest else None)
+        prev = known.doc
         for _ in range(MAX_RACES):
             if prev is not None and prev.content_sha256 == sha:
                 msg = "note not recorded: content unchanged" if note else None
-                return Outcome(item.path, "unchanged", item.id, prev.version, keys.version(prev.version), message=msg)
-            if prev is not None and rolled_back_to is None:
-                # Only an explicit rollback may bring superseded content back.
-                declared, stored = item.source.input_version, prev.source.input_version
-                if declared and stored and is_older(declared, stored):
-                    return Outcome(
-                        item.path,
-                        "stale",
-                        item.id,
-                        prev.version,
-                        keys.version(prev.version),
-                        message=f"input version {declared} is older than stored {stored}",
-                    )
-                earlier = [h.version for h in prev.history if h.content_sha256 == sha]
-                if earlier:
-                    return Outcome(
-                        item.path,
-                        "stale",
-                        item.id,
-                        prev.version,
-                        keys.version(prev.version),
-                        message=f"same content as superseded v{earlier[-1]}; latest is v{prev.version}",
-                    )
+                done = Outcome(item.path, "unchanged", item.id, prev.version, keys.version(prev.version), message=msg)
+                return done, _Known(prev, known.latest_etag)
+            stale = _stale_reason(item, prev) if prev is not None and rolled_back_to is None else None
+            if stale is not None and prev is not None:
+                done = Outcome(item.path, "stale", item.id, prev.version, keys.version(prev.version), message=stale)
+                return done, _Known(prev, known.latest_etag)
             number = prev.version + 1 if prev else 1
             doc = _build(
                 item, prev, number, _now(), self.prefix, note=note, editor=editor, rolled_back_to=rolled_back_to
@@ -283,7 +289,7 @@ class Committer:
             if self.store.put_new(keys.version(number), body):
                 break
             winner = self.store.get(keys.version(number))
-            theirs = _load(winner, keys.version(number))
+            theirs = load_document(winner, keys.version(number))
             if theirs is None:  # vanished between the two requests: try the same number again
                 continue
             if (
@@ -303,7 +309,7 @@ class Committer:
             self.store.put_new(keys.raw(doc.version, item.raw_ext), item.raw, _raw_type(item.raw_ext))
         word: OutcomeWord = "created" if doc.version == 1 else "updated"
         outcome = Outcome(item.path, word, item.id, doc.version, keys.version(doc.version))
-        return _Pending(outcome, doc, body, latest_etag)
+        return _Pending(outcome, doc, body, known.latest_etag), _Known(doc, known.latest_etag)
 
     # ---- step 3
 
@@ -335,7 +341,7 @@ class Committer:
             if self.store.replace(key, p.body, etag):
                 return
             current = self.store.get(key)
-            doc = _load(current, key)
+            doc = load_document(current, key)
             if doc is not None and doc.version >= p.document.version:
                 return  # a newer (or our own retried) write is already there
             etag = current.etag if current else None
@@ -392,6 +398,17 @@ def guarded(display: str, work: Callable[[], Prepared]) -> Prepared | Outcome:
         return Outcome(display, "failed", error=bug)
 
 
+def _stale_reason(item: Prepared, prev: Document) -> str | None:
+    """Why ``item`` must not become a new version after ``prev``; only an explicit rollback may go back."""
+    declared, stored = item.source.input_version, prev.source.input_version
+    if declared and stored and is_older(declared, stored):
+        return f"input version {declared} is older than stored {stored}"
+    earlier = [h.version for h in prev.history if h.content_sha256 == item.content_sha256]
+    if earlier:
+        return f"same content as superseded v{earlier[-1]}; latest is v{prev.version}"
+    return None
+
+
 def _build(
     item: Prepared,
     prev: Document | None,
@@ -431,7 +448,8 @@ def _build(
     )
 
 
-def _load(stored: Stored | None, key: str) -> Document | None:
+def load_document(stored: Stored | None, key: str) -> Document | None:
+    """A stored document, or None; a stored object that is not a valid document is a ``StoreError``."""
     if stored is None:
         return None
     try:
@@ -446,6 +464,11 @@ def _raw_type(ext: str) -> str:
     return {".json": "application/json", ".xml": "application/xml", ".txt": "text/plain", ".md": "text/markdown"}.get(
         ext, "application/octet-stream"
     )
+
+
+def new_run_id() -> str:
+    """A run id that sorts by start time: ``20261124T083000-1a2b3c``."""
+    return _now().strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
 
 
 def _now() -> datetime:

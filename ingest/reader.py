@@ -15,6 +15,7 @@ recorded. ``decode`` is pure; ``read_bytes`` is the only function here that touc
 from __future__ import annotations
 
 import codecs
+import errno
 import os
 import re
 import stat
@@ -50,10 +51,21 @@ class Decoded:
 
 def read_bytes(path: Path, max_bytes: int) -> bytes:
     """Read a regular file of at most ``max_bytes``, refusing larger ones before reading them."""
+    return read_file(path, max_bytes)[0]
+
+
+def read_file(path: Path, max_bytes: int, *, follow_symlinks: bool = True) -> tuple[bytes, os.stat_result]:
+    """``read_bytes``, plus the file's status as it was read (to tell later whether it was replaced).
+
+    With ``follow_symlinks=False`` a path that is a symlink is refused instead of followed.
+    """
     name = str(path)
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0)
+    if not follow_symlinks:
+        flags |= os.O_NOFOLLOW
     try:
         # O_NONBLOCK: opening a FIFO would otherwise wait for a writer forever; regular files ignore it.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+        fd = os.open(path, flags)
     except FileNotFoundError:
         raise ReadError(name, "no such file", check="missing") from None
     except IsADirectoryError:
@@ -61,6 +73,8 @@ def read_bytes(path: Path, max_bytes: int) -> bytes:
     except PermissionError:
         raise ReadError(name, "permission denied", check="permission") from None
     except OSError as exc:
+        if exc.errno == errno.ELOOP and not follow_symlinks:
+            raise ReadError(name, "became a symlink after it was listed; it is not followed", check="refused") from None
         raise ReadError(name, f"cannot open: {exc.strerror or exc}", check="open") from exc
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):
@@ -76,7 +90,7 @@ def read_bytes(path: Path, max_bytes: int) -> bytes:
         data = fh.read(max_bytes + 1)
     if len(data) > max_bytes:
         raise ReadError(name, f"grew past the {human_size(max_bytes)} limit while being read", check="size-limit")
-    return data
+    return data, info
 
 
 def decode(data: bytes, name: str) -> Decoded:

@@ -20,14 +20,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from ingest.errors import ConfigError, InputError, RunError
-from ingest.pipeline import Committer, Outcome, Prepared, guarded, prepare
+from ingest.pipeline import Committer, Outcome, Prepared, guarded, new_run_id, prepare
 from ingest.report import FileRecord, Reporter, RunReport
 from ingest.settings import Settings, SourceSettings
-from ingest.sources import Candidate, Source, open_source
+from ingest.sources import Candidate, Source, SourceChanged, open_source
 from ingest.stores.s3 import S3Store
 
 log = logging.getLogger("ingest.run")
@@ -35,42 +35,66 @@ log = logging.getLogger("ingest.run")
 
 @dataclass
 class Leases:
-    """Per-file leases in the document bucket, so overlapping runs never take the same file."""
+    """Per-file leases in the document bucket, so overlapping runs never take the same file.
+
+    A lease is an object under ``locks/`` created with ``If-None-Match: *``; it is renewed (``If-Match``
+    on its ETag) just before the file is moved, so a run whose lease expired and was taken over leaves
+    the file to the run that holds it, and released only while it is still ours.
+    """
 
     store: S3Store
     prefix: str
     run_id: str
     seconds: float
+    _etags: dict[str, str] = field(default_factory=dict)
 
     def key(self, source: str, ref: str) -> str:
         return f"{self.prefix}locks/{source}/{hashlib.sha256(ref.encode()).hexdigest()[:40]}.json"
 
+    def _body(self, ref: str) -> bytes:
+        expires = datetime.now(UTC) + timedelta(seconds=self.seconds)
+        return json.dumps({"run_id": self.run_id, "file": ref, "expires_at": expires.isoformat()}).encode()
+
     def acquire(self, source: str, ref: str) -> bool:
         key = self.key(source, ref)
-        now = datetime.now(UTC)
-        body = json.dumps(
-            {"run_id": self.run_id, "file": ref, "expires_at": (now + timedelta(seconds=self.seconds)).isoformat()}
-        ).encode()
-        if self.store.put_new(key, body):
-            return True
+        etag = self.store.put_new(key, self._body(ref))
+        if etag is None:
+            etag = self._take_over(key, ref)
+        if etag is None:
+            return False
+        self._etags[key] = etag
+        return True
+
+    def _take_over(self, key: str, ref: str) -> str | None:
         held = self.store.get(key)
         if held is None:  # released between our two requests: try once more
-            return self.store.put_new(key, body)
+            return self.store.put_new(key, self._body(ref))
         try:
             holder = json.loads(held.body)
-            expired = datetime.fromisoformat(holder["expires_at"]) <= now
+            expired = datetime.fromisoformat(holder["expires_at"]) <= datetime.now(UTC)
             ours = holder.get("run_id") == self.run_id
-        except (ValueError, KeyError, TypeError):
-            expired, ours = True, False  # an unreadable lease protects nothing
-        if ours:
-            return True
-        if expired:
+        except (ValueError, KeyError, TypeError, AttributeError):
+            holder, expired, ours = {}, True, False  # an unreadable lease protects nothing
+        if not (ours or expired):
+            return None
+        if expired and not ours:
             log.warning("taking over the expired lease on %s (run %s)", ref, holder.get("run_id", "?"))
-            return self.store.replace(key, body, held.etag)
-        return False
+        return self.store.replace(key, self._body(ref), held.etag)
+
+    def renew(self, source: str, ref: str) -> bool:
+        """Extend our lease; False when another run took it over meanwhile."""
+        key = self.key(source, ref)
+        etag = self.store.replace(key, self._body(ref), self._etags.get(key))
+        if etag is None:
+            self._etags.pop(key, None)
+            return False
+        self._etags[key] = etag
+        return True
 
     def release(self, source: str, ref: str) -> None:
-        self.store.delete(self.key(source, ref))
+        etag = self._etags.pop(self.key(source, ref), None)
+        if etag is not None:  # never delete a lease another run holds now
+            self.store.delete(self.key(source, ref), if_match=etag)
 
 
 def run_once(
@@ -84,9 +108,11 @@ def run_once(
     quiet_when_idle: bool = False,
 ) -> RunReport:
     """Sweep every source once. Raises ``RunError`` (after reporting) when the run cannot go on."""
+    # A watch passes its committer (its lease owner) to every sweep; each sweep still has its own report.
+    report_id = new_run_id() if committer else None
     committer = committer or Committer(store, settings.prefix, settings.workers)
     report = RunReport(
-        run_id=committer.run_id, started_at=datetime.now(UTC), sources=[s.settings.name for s in sources]
+        run_id=report_id or committer.run_id, started_at=datetime.now(UTC), sources=[s.settings.name for s in sources]
     )
     started = time.monotonic()
     try:
@@ -169,9 +195,7 @@ def _batch(
                 continue  # another run moved it after we listed it: not ours to report
             if outcome.error is not None:
                 record.error = outcome.error.as_dict()
-                record.moved_to = source.fail(candidate, record.error, now)
-            else:
-                record.moved_to = source.done(candidate, now)
+            _move(source, candidate, record, leases, now)
             report.files.append(record)
             reporter.file(record)
         report.add_time("move", clock)
@@ -184,6 +208,21 @@ def _batch(
 
 
 _VANISHED = "vanished before it was read"
+
+
+def _move(source: Source, candidate: Candidate, record: FileRecord, leases: Leases, now: datetime) -> None:
+    """Move one file after its batch is committed, unless another run or a writer got there first."""
+    name = source.settings.name
+    if not leases.renew(name, candidate.ref):
+        record.message = "its lease expired and another run took it over; left to that run"
+        return
+    try:
+        if record.error is not None:
+            record.moved_to = source.fail(candidate, record.error, now)
+        else:
+            record.moved_to = source.done(candidate, now)
+    except SourceChanged as exc:
+        record.message = f"{exc}; left for the next run"
 
 
 def _prepare(settings: Settings, source: Source, candidate: Candidate) -> Prepared | Outcome:
@@ -226,9 +265,13 @@ def watch(
     """
     refused = 0
     pause = settings.poll_seconds
+    # One run id for the whole watch: leases a failed sweep could not release are still its own.
+    committer = Committer(store, settings.prefix, settings.workers)
     while not stop.is_set():
         try:
-            report = run_once(settings, store, sources, reporter, stop=stop.is_set, quiet_when_idle=True)
+            report = run_once(
+                settings, store, sources, reporter, stop=stop.is_set, quiet_when_idle=True, committer=committer
+            )
         except ConfigError:
             raise
         except RunError as exc:

@@ -174,3 +174,19 @@ def test_bad_config_is_exit_2_naming_the_key(tmp_path: Path) -> None:
     out = ingest("parse", "--config", str(cfg), str(next(EXAMPLES.glob("*.txt"))))
     assert out.returncode == 2
     assert "bucket" in out.stderr and out.stderr.count("\n") == 1
+
+
+@pytest.mark.s3
+def test_corrupt_stored_data_and_version_zero_are_one_line_errors(
+    cli_env: dict[str, str], prefix: str, store: object
+) -> None:
+    from ingest.stores.s3 import S3Store
+
+    assert isinstance(store, S3Store)
+    store.put(f"{prefix}articles/broken/latest.json", b'{"not": "a document"}')
+    store.put(f"{prefix}changes/20260101T000000000000Z-x-00001.jsonl", b"not json\n")
+    for args, code in ((["history", "broken"], 2), (["changes"], 2), (["show", "broken", "--version", "0"], 1)):
+        out = ingest(*args, env=cli_env)
+        assert out.returncode == code, (args, out.stderr)
+        assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr, out.stderr
+    assert "v0.json" in ingest("show", "broken", "--version", "0", env=cli_env).stderr

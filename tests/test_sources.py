@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from ingest.models import Document
 from ingest.report import Reporter, RunReport
 from ingest.runner import run_once
 from ingest.settings import Settings, SourceSettings, load_settings
-from ingest.sources import open_source
+from ingest.sources import Candidate, open_source
 from ingest.stores.s3 import S3Store
 from ingest.versioning import Keys
 from tests.conftest import BUCKET, EXAMPLES
@@ -328,3 +329,82 @@ def test_watch_rides_out_a_storage_outage(tmp_path: Path, settings: Settings, lo
     assert not thread.is_alive()
     assert len(list((drop / "processed").rglob("*.txt"))) == 2
     assert proxy.stats["down"] > 0  # it really was down at first
+
+
+class ReplacedAfterRead:
+    """Wraps a source: right after a file is read, a publisher replaces it (temp name, then rename)."""
+
+    def __init__(self, inner: object, replace: Callable[[Candidate], None]) -> None:
+        self.inner, self.replace = inner, replace
+        self.settings = inner.settings  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def read(self, candidate: Candidate, max_bytes: int) -> bytes | None:
+        data = self.inner.read(candidate, max_bytes)  # type: ignore[attr-defined]
+        self.replace(candidate)
+        return data
+
+
+def _run_with(settings: Settings, store: S3Store, source: object) -> RunReport:
+    conf = source.settings  # type: ignore[attr-defined]
+    return run_once(
+        settings.model_copy(update={"sources": [conf]}),
+        store,
+        [source],  # type: ignore[list-item]
+        Reporter("text", out=io.StringIO()),
+    )
+
+
+def test_a_file_replaced_after_it_was_read_is_not_moved(tmp_path: Path, settings: Settings, store: S3Store) -> None:
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "story.txt").write_text("Story\n\nFirst version.\n")
+
+    def publish(candidate: Candidate) -> None:
+        tmp = drop / "story.txt.tmp"
+        tmp.write_text("Story\n\nCorrected version.\n")
+        os.replace(tmp, drop / "story.txt")
+
+    conf = SourceSettings(name="drop", location=str(drop), settle_seconds=0)
+    report = _run_with(settings, store, ReplacedAfterRead(open_source(conf), publish))
+    (record,) = report.files
+    assert record.outcome == "created" and record.moved_to is None
+    assert "changed after it was read" in (record.message or "")
+    assert (drop / "story.txt").read_text() == "Story\n\nCorrected version.\n"  # still there, not lost
+    again = sweep(settings, store, drop, settle_seconds=0)
+    assert [(f.outcome, f.version) for f in again.files] == [("updated", 2)]
+
+
+def test_an_s3_object_reuploaded_after_it_was_read_is_not_moved(
+    settings: Settings, store: S3Store, prefix: str
+) -> None:
+    inbox = f"{prefix}inbox3/"
+    store.put(f"{inbox}story.txt", b"Story\n\nFirst version.\n")
+
+    def reupload(candidate: Candidate) -> None:
+        store.put(candidate.ref, b"Story\n\nCorrected version.\n")
+
+    conf = SourceSettings(name="inbox", location=f"s3://{BUCKET}/{inbox}")
+    report = _run_with(settings, store, ReplacedAfterRead(open_source(conf), reupload))
+    assert report.files[0].moved_to is None
+    assert store.get(f"{inbox}story.txt").body == b"Story\n\nCorrected version.\n"  # type: ignore[union-attr]
+    assert [k for k in store.list_keys(inbox) if "/processed/" in k] == []
+    again = sweep(settings, store, f"s3://{BUCKET}/{inbox}")
+    assert [(f.outcome, f.version) for f in again.files] == [("updated", 2)]
+
+
+def test_a_lease_taken_over_after_expiry_is_not_ours_to_renew_or_release(settings: Settings, store: S3Store) -> None:
+    from ingest.runner import Leases
+
+    first = Leases(store, settings.prefix, "run-a", seconds=0.2)
+    second = Leases(store, settings.prefix, "run-b", seconds=60)
+    assert first.acquire("drop", "/in/a.txt")
+    assert not second.acquire("drop", "/in/a.txt")  # held
+    time.sleep(0.3)
+    assert second.acquire("drop", "/in/a.txt")  # expired: taken over
+    assert not first.renew("drop", "/in/a.txt")  # so the first run must not move the file
+    first.release("drop", "/in/a.txt")  # and must not delete the second run's lease
+    assert store.get(second.key("drop", "/in/a.txt")) is not None
+    assert not Leases(store, settings.prefix, "run-c", seconds=60).acquire("drop", "/in/a.txt")

@@ -182,3 +182,19 @@ def test_files_of_one_article_in_one_batch_keep_their_order(tmp_path: Path, sett
         assert [(o.outcome, o.version) for o in outcomes] == [("created", 1), ("updated", 2)]
         latest = doc_at(store, Keys(settings.prefix, f"dup{n}").latest)
         assert latest.body[0].text == "The second revision."
+
+
+def test_many_revisions_of_one_article_in_one_batch_all_land_in_order(
+    tmp_path: Path, settings: Settings, store: S3Store, requests: RequestCounter
+) -> None:
+    paths = []
+    for n in range(70):  # more than the race budget, were each to re-read latest.json
+        path = tmp_path / f"r{n:02d}" / "live.txt"
+        path.parent.mkdir()
+        path.write_text(f"Live Blog\n\nUpdate number {n}.\n")
+        paths.append(path)
+    requests.reset()
+    outcomes = ingest_files(paths, settings, store)
+    assert [o.version for o in outcomes] == list(range(1, 71))
+    assert doc_at(store, Keys(settings.prefix, "live").latest).body[0].text == "Update number 69."
+    assert requests.total < 70 * 5  # linear, not quadratic

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from ingest.errors import InvalidDocument, ParseError
+from ingest.errors import InvalidDocument, ParseError, printable
 from ingest.models import Block, Content
 from ingest.parsers.text import MAX_HEADLINE
 from ingest.split import Rules, Split, split
@@ -206,11 +206,6 @@ def id_from_uri(uri: str | None) -> str | None:
     if not uri or not uri.strip():
         return None
     return _SCHEME.sub("", uri.strip(), count=1) or uri.strip()
-
-
-def printable(text: str) -> str:
-    """Control characters escaped, so input quoted in a message cannot break its one line."""
-    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
 
 
 def unique(values: Iterable[str | None]) -> list[str]:

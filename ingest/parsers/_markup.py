@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from html.parser import HTMLParser
 
-from ingest.errors import ParseError
-from ingest.parsers._common import RawBlock, collapse, printable
+from ingest.errors import ParseError, printable
+from ingest.parsers._common import RawBlock, collapse
 
 _BLOCKS = frozenset(
     (

@@ -23,8 +23,8 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from ingest.errors import InvalidDocument, ParseError
-from ingest.parsers._common import field_error, finish, printable, unique, version_hint, when
+from ingest.errors import InvalidDocument, ParseError, printable
+from ingest.parsers._common import field_error, finish, unique, version_hint, when
 from ingest.parsers.base import Parsed
 from ingest.parsers.text import parse_lines
 from ingest.reader import Decoded

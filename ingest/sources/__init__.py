@@ -32,6 +32,12 @@ class Candidate:
     display: str
     #: Set when the source already knows the file must be refused (e.g. a symlink out of the folder).
     refusal: str | None = None
+    #: The listed entry is a symlink (inside the folder); anything else must not become one later.
+    is_link: bool = False
+
+
+class SourceChanged(Exception):
+    """The file was replaced or removed after it was read: it is left where it is for the next run."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +59,8 @@ class Source(Protocol):
         ...
 
     def done(self, candidate: Candidate, when: datetime) -> str:
-        """Move a stored file to ``processed/``; returns where it went."""
+        """Move a stored file to ``processed/``; returns where it went. Raises ``SourceChanged`` when
+        the file is no longer what was read, ``SourceError`` when it cannot be moved."""
         ...
 
     def fail(self, candidate: Candidate, error: dict[str, str | None], when: datetime) -> str:

@@ -12,10 +12,10 @@ import os
 from datetime import datetime
 from pathlib import Path
 
-from ingest.errors import ConfigError, ReadError
-from ingest.reader import read_bytes
+from ingest.errors import ConfigError, ReadError, SourceError
+from ingest.reader import read_file
 from ingest.settings import SourceSettings
-from ingest.sources import Candidate, Scan, ignored
+from ingest.sources import Candidate, Scan, SourceChanged, ignored
 
 PROCESSED, FAILED = "processed", "failed"
 
@@ -24,6 +24,8 @@ class Folder:
     def __init__(self, settings: SourceSettings) -> None:
         self.settings = settings
         self.root = Path(settings.location)
+        # What each file was when read: (device, inode, size, mtime). A file replaced since is not moved.
+        self._read_as: dict[str, tuple[int, int, int, int]] = {}
 
     def scan(self, now: float) -> Scan:
         if not self.root.is_dir():
@@ -36,12 +38,11 @@ class Folder:
                 if ignored(entry.name) or entry.is_dir(follow_symlinks=False):
                     continue
                 path = self.root / entry.name
-                if entry.is_symlink():
-                    target = path.resolve()
-                    if not target.is_relative_to(real_root) or not target.is_file():
-                        refusal = "is a symlink pointing outside the drop folder; it is not followed"
-                        ready.append(Candidate(str(path), entry.name, 0, str(path), refusal=refusal))
-                        continue
+                is_link = entry.is_symlink()
+                if is_link and not self._inside(path, real_root):
+                    refusal = "is a symlink pointing outside the drop folder; it is not followed"
+                    ready.append(Candidate(str(path), entry.name, 0, str(path), refusal=refusal))
+                    continue
                 try:
                     info = entry.stat()
                 except FileNotFoundError:
@@ -52,19 +53,30 @@ class Folder:
                 if now - info.st_mtime < self.settings.settle_seconds:
                     waiting.append(str(path))
                     continue
-                ready.append(Candidate(str(path), entry.name, info.st_size, str(path)))
+                ready.append(Candidate(str(path), entry.name, info.st_size, str(path), is_link=is_link))
         return Scan(ready, waiting)
+
+    @staticmethod
+    def _inside(path: Path, real_root: Path) -> bool:
+        target = path.resolve()
+        return target.is_relative_to(real_root) and target.is_file()
 
     def read(self, candidate: Candidate, max_bytes: int) -> bytes | None:
         path = Path(candidate.ref)
         if not path.exists() and not path.is_symlink():
             return None
+        # Checked again at read time: a link swapped in after the scan must not lead outside.
+        if candidate.is_link and not self._inside(path, self.root.resolve()):
+            raise ReadError(
+                candidate.display, "is a symlink pointing outside the drop folder; it is not followed", check="refused"
+            )
         try:
-            data = read_bytes(path, max_bytes)
+            data, info = read_file(path, max_bytes, follow_symlinks=candidate.is_link)
         except ReadError as exc:
             if exc.check == "missing":
                 return None
             raise
+        self._read_as[candidate.ref] = _identity(info)
         return data
 
     def done(self, candidate: Candidate, when: datetime) -> str:
@@ -92,11 +104,25 @@ class Folder:
         return moved
 
     def _move(self, candidate: Candidate, folder: Path) -> Path:
-        folder.mkdir(parents=True, exist_ok=True)
-        target = _free_name(folder / candidate.name)
-        # os.replace renames the directory entry: a symlink moves as a link, its target is untouched.
-        os.replace(candidate.ref, target)
+        read_as = self._read_as.pop(candidate.ref, None)
+        try:
+            if read_as is not None and _identity(os.stat(candidate.ref)) != read_as:
+                raise SourceChanged(f"{candidate.display} changed after it was read")
+            folder.mkdir(parents=True, exist_ok=True)
+            target = _free_name(folder / candidate.name)
+            # os.replace renames the directory entry: a symlink moves as a link, its target is untouched.
+            os.replace(candidate.ref, target)
+        except FileNotFoundError:
+            raise SourceChanged(f"{candidate.display} was removed after it was read") from None
+        except OSError as exc:
+            raise SourceError(
+                f"source {self.settings.name}: cannot move {candidate.display} into {folder}: {exc.strerror or exc}"
+            ) from exc
         return target
+
+
+def _identity(info: os.stat_result) -> tuple[int, int, int, int]:
+    return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns
 
 
 def _free_name(path: Path) -> Path:

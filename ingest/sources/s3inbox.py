@@ -12,7 +12,7 @@ from datetime import datetime
 from ingest.errors import ReadError
 from ingest.reader import human_size
 from ingest.settings import SourceSettings
-from ingest.sources import Candidate, Scan, ignored
+from ingest.sources import Candidate, Scan, SourceChanged, ignored
 from ingest.stores.s3 import S3Store
 
 PROCESSED, FAILED = "processed/", "failed/"
@@ -24,6 +24,8 @@ class S3Inbox:
         bucket, _, prefix = settings.location[len("s3://") :].partition("/")
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.store = S3Store(bucket, attempts=attempts, max_seconds=max_seconds)
+        # ETag of each object as read: a re-upload since then is neither moved nor deleted.
+        self._read_as: dict[str, str] = {}
 
     def scan(self, now: float) -> Scan:
         ready = []
@@ -45,6 +47,7 @@ class S3Inbox:
             return None
         if len(stored.body) > max_bytes:
             raise ReadError(candidate.display, f"grew past the {human_size(max_bytes)} limit", check="size-limit")
+        self._read_as[candidate.ref] = stored.etag
         return stored.body
 
     def done(self, candidate: Candidate, when: datetime) -> str:
@@ -54,10 +57,10 @@ class S3Inbox:
 
     def fail(self, candidate: Candidate, error: dict[str, str | None], when: datetime) -> str:
         target = self._free_key(f"{self.prefix}{FAILED}{candidate.name}")
+        self._move(candidate.ref, target)
         name = target.rsplit("/", 1)[-1]
         record = {**error, "source": self.settings.name, "failed_at": when.isoformat(), "file": name}
         self.store.put(target + ".error.json", (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode())
-        self._move(candidate.ref, target)
         return f"s3://{self.store.bucket}/{target}"
 
     def retry_failed(self) -> list[str]:
@@ -81,5 +84,8 @@ class S3Inbox:
         return candidate
 
     def _move(self, source: str, target: str) -> None:
-        self.store.copy(source, target)
-        self.store.delete(source)
+        etag = self._read_as.pop(source, None)
+        if not self.store.copy(source, target, if_match=etag):
+            raise SourceChanged(f"s3://{self.store.bucket}/{source} changed after it was read")
+        # Conditional too: a re-upload that landed after our copy stays for the next run.
+        self.store.delete(source, if_match=etag)

@@ -46,7 +46,6 @@ _TRANSIENT_CODES = frozenset(
         "RequestTimeout",
         "Throttling",
         "ThrottlingException",
-        "RequestTimeTooSkewed",
         "OperationAborted",
         "BadGateway",
         "GatewayTimeout",
@@ -203,14 +202,14 @@ class S3Store:
 
         return self._call(f"HEAD {key}", key, head)
 
-    def put_new(self, key: str, body: bytes, content_type: str = "application/json") -> bool:
-        """Create ``key`` only if absent (``If-None-Match: *``). False when it already existed."""
+    def put_new(self, key: str, body: bytes, content_type: str = "application/json") -> str | None:
+        """Create ``key`` only if absent (``If-None-Match: *``): its ETag, or None when it already existed."""
         return self._conditional(key, body, content_type, IfNoneMatch="*")
 
-    def replace(self, key: str, body: bytes, etag: str | None, content_type: str = "application/json") -> bool:
+    def replace(self, key: str, body: bytes, etag: str | None, content_type: str = "application/json") -> str | None:
         """Overwrite ``key`` only while it still has ``etag`` (or create it, when ``etag`` is None).
 
-        False when someone else changed it first: the caller reads it again and decides.
+        Returns the new ETag, or None when someone else changed it first: the caller reads it again.
         """
         if etag is None:
             return self._conditional(key, body, content_type, IfNoneMatch="*")
@@ -224,35 +223,58 @@ class S3Store:
 
         self._call(f"PUT {key}", key, send)
 
-    def _conditional(self, key: str, body: bytes, content_type: str, **condition: Any) -> bool:
-        def send() -> bool:
+    def _conditional(self, key: str, body: bytes, content_type: str, **condition: Any) -> str | None:
+        def send() -> str | None:
             try:
-                self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, **condition)
+                resp = self.client.put_object(
+                    Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, **condition
+                )
+            except ClientError as exc:
+                if _is_precondition(exc):
+                    return None
+                raise
+            return str(resp.get("ETag") or '""')
+
+        return self._call(f"PUT {key}", key, send)
+
+    def delete(self, key: str, if_match: str | None = None) -> bool:
+        """Remove ``key`` (only while it has ETag ``if_match``, when given). False when it had changed;
+        removing what is already gone is not an error."""
+
+        def send() -> bool:
+            condition: dict[str, Any] = {"IfMatch": if_match} if if_match else {}
+            try:
+                self.client.delete_object(Bucket=self.bucket, Key=key, **condition)
+            except ClientError as exc:
+                if _is_precondition(exc):
+                    return False
+                if _is_missing(exc) and _code(exc) != "NoSuchBucket":
+                    return True
+                raise
+            return True
+
+        return self._call(f"DELETE {key}", key, send)
+
+    def copy(self, source_key: str, target_key: str, if_match: str | None = None) -> bool:
+        """Server-side copy inside the bucket (the bytes do not travel through us), only while the
+        source still has ETag ``if_match`` when given. False when it had changed."""
+
+        def send() -> bool:
+            condition: dict[str, Any] = {"CopySourceIfMatch": if_match} if if_match else {}
+            try:
+                self.client.copy_object(
+                    Bucket=self.bucket,
+                    Key=target_key,
+                    CopySource={"Bucket": self.bucket, "Key": source_key},
+                    **condition,
+                )
             except ClientError as exc:
                 if _is_precondition(exc):
                     return False
                 raise
             return True
 
-        return self._call(f"PUT {key}", key, send)
-
-    def delete(self, key: str) -> None:
-        """Remove ``key``; removing what is already gone is not an error."""
-
-        def send() -> None:
-            self.client.delete_object(Bucket=self.bucket, Key=key)
-
-        self._call(f"DELETE {key}", key, send)
-
-    def copy(self, source_key: str, target_key: str) -> None:
-        """Server-side copy inside the bucket (the bytes do not travel through us)."""
-
-        def send() -> None:
-            self.client.copy_object(
-                Bucket=self.bucket, Key=target_key, CopySource={"Bucket": self.bucket, "Key": source_key}
-            )
-
-        self._call(f"COPY {source_key} -> {target_key}", source_key, send)
+        return self._call(f"COPY {source_key} -> {target_key}", source_key, send)
 
     def list_keys(self, prefix: str, start_after: str = "") -> Iterator[str]:
         """Keys under ``prefix`` in lexical order, after ``start_after``."""
