@@ -125,7 +125,7 @@ def test_file_show_history_diff_rollback_changes(tmp_path: Path, cli_env: dict[s
         ("bridge", 2),
         ("bridge", 3),
     }
-    first_time = min(c["time"] for c in changes)
+    first_time = min((c["time"] for c in changes), key=datetime.fromisoformat)
     as_plus_one = (datetime.fromisoformat(first_time) + timedelta(hours=1)).replace(tzinfo=None).isoformat() + "+01:00"
     same_instant = ingest("changes", "--since", as_plus_one, "--json", env=cli_env).stdout.splitlines()
     assert len(same_instant) == len(changes)  # a zone offset means the same instant, not fewer entries
