@@ -117,8 +117,10 @@ def storage(count: int = 500) -> None:
         secs = time.perf_counter() - start
         words = Counter(o.outcome for o in outcomes)
         per_file = {k: round(v / len(paths), 2) for k, v in sorted(calls.items())}
-        print(f"storage, {label}: {len(paths)} files in {secs:.2f} s = {len(paths) / secs:.0f} files/s "
-              f"(one process, local SeaweedFS); outcomes {dict(words)}; S3 requests per file {per_file}")
+        print(
+            f"storage, {label}: {len(paths)} files in {secs:.2f} s = {len(paths) / secs:.0f} files/s "
+            f"(one process, local SeaweedFS); outcomes {dict(words)}; S3 requests per file {per_file}"
+        )
 
 
 def main() -> int:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -115,3 +117,10 @@ def stored_versions(store: S3Store, keys: Keys) -> list[Document]:
         docs.append(Document.model_validate_json(stored.body))
         n += 1
     return docs
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run the `ingest` command as a user would, in a separate process."""
+    return subprocess.run(
+        [sys.executable, "-m", "ingest", *args], capture_output=True, text=True, env=env, timeout=timeout, check=False
+    )

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from ingest.cli import build_parser
-from tests.conftest import EXAMPLES, SEED, need_shared
+from tests.conftest import EXAMPLES, SEED, need_shared, run_cli
 
 COMMANDS = [
     "parse",
@@ -29,16 +27,7 @@ COMMANDS = [
 ]
 
 
-def ingest(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ingest", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=120,
-        check=False,
-    )
+ingest = run_cli
 
 
 def test_every_command_has_help_that_reads_like_a_manual() -> None:

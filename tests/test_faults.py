@@ -21,7 +21,7 @@ from ingest.pipeline import ingest_files
 from ingest.settings import Settings
 from ingest.stores.s3 import S3Store
 from ingest.versioning import Keys
-from tests.conftest import BUCKET, RequestCounter, read_feed, stored_versions
+from tests.conftest import BUCKET, RequestCounter, read_feed, run_cli, stored_versions
 from tests.faultproxy import FaultProxy
 
 pytestmark = pytest.mark.s3
@@ -114,27 +114,13 @@ def test_storage_down_for_the_whole_run_exits_2_and_leaves_inputs(tmp_path: Path
     proxy = FaultProxy(cli_env["AWS_ENDPOINT_URL"])
     proxy.down = True
     env = {**cli_env, "AWS_ENDPOINT_URL": proxy.url, "INGEST_RETRY_ATTEMPTS": "3", "INGEST_RETRY_MAX_SECONDS": "3"}
-    down = subprocess.run(
-        [sys.executable, "-m", "ingest", "run", "--source", str(drop), "--log-format", "text"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    down = run_cli("run", "--source", str(drop), "--log-format", "text", env=env)
     assert down.returncode == 2
     assert down.stderr.splitlines()[-1].startswith("error: ")
     assert "Traceback" not in down.stderr
     assert sorted(p.name for p in drop.iterdir()) == ["s0.txt", "s1.txt", "s2.txt"]
     proxy.close()
-    up = subprocess.run(
-        [sys.executable, "-m", "ingest", "run", "--source", str(drop), "--log-format", "text"],
-        env=cli_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    up = run_cli("run", "--source", str(drop), "--log-format", "text", env=cli_env)
     assert up.returncode == 0, up.stderr
     assert "3 created" in up.stdout
 
@@ -167,14 +153,7 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(
             kills += 1
         proc.wait()
         time.sleep(0.6)  # let the dead run's leases expire
-    final = subprocess.run(
-        [sys.executable, "-m", "ingest", "run", "--source", str(drop), "--log-format", "json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    final = run_cli("run", "--source", str(drop), "--log-format", "json", env=env)
     assert final.returncode == 0, final.stderr[-2000:]
     assert kills >= 1
     assert sorted(p.name for p in drop.iterdir()) == ["processed"]  # no input left behind
@@ -205,14 +184,7 @@ def test_credentials_never_appear_in_output_reports_or_documents(
         ["file", "--debug", str(tmp_path / "missing.txt")],
         ["show", "good", "--debug"],
     ):
-        done = subprocess.run(
-            [sys.executable, "-m", "ingest", *args],
-            env=cli_env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        done = run_cli(*args, env=cli_env)
         outputs += [done.stdout, done.stderr]
     assert "botocore" in "".join(outputs)  # --debug really logged the requests
     stored = [store.get(k) for k in store.list_keys(prefix)]

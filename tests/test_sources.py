@@ -24,7 +24,7 @@ from ingest.settings import Settings, SourceSettings, load_settings
 from ingest.sources import Candidate, open_source
 from ingest.stores.s3 import S3Store
 from ingest.versioning import Keys
-from tests.conftest import BUCKET, EXAMPLES
+from tests.conftest import BUCKET, EXAMPLES, run_cli
 from tests.faultproxy import FaultProxy
 
 pytestmark = pytest.mark.s3
@@ -233,14 +233,7 @@ def test_run_command_exit_codes_and_watch_stops_cleanly(tmp_path: Path, cli_env:
     fill(drop, 2)
     (drop / "bad.txt").write_bytes(b"\x00")
     os.utime(drop / "bad.txt", (time.time() - 60, time.time() - 60))
-    run = subprocess.run(
-        [sys.executable, "-m", "ingest", "run", "--source", str(drop), "--log-format", "text"],
-        env=cli_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    run = run_cli("run", "--source", str(drop), "--log-format", "text", env=cli_env)
     assert run.returncode == 1, run.stderr
     assert "2 created" in run.stdout and "1 failed" in run.stdout
     watcher = _ingest("watch", "--source", str(drop), "--interval", "0.2", "--log-format", "json", env=cli_env)
@@ -398,11 +391,11 @@ def test_an_s3_object_reuploaded_after_it_was_read_is_not_moved(
 def test_a_lease_taken_over_after_expiry_is_not_ours_to_renew_or_release(settings: Settings, store: S3Store) -> None:
     from ingest.runner import Leases
 
-    first = Leases(store, settings.prefix, "run-a", seconds=0.2)
+    first = Leases(store, settings.prefix, "run-a", seconds=3)
     second = Leases(store, settings.prefix, "run-b", seconds=60)
     assert first.acquire("drop", "/in/a.txt")
     assert not second.acquire("drop", "/in/a.txt")  # held
-    time.sleep(0.3)
+    time.sleep(3.1)
     assert second.acquire("drop", "/in/a.txt")  # expired: taken over
     assert not first.renew("drop", "/in/a.txt")  # so the first run must not move the file
     first.release("drop", "/in/a.txt")  # and must not delete the second run's lease
