@@ -187,12 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Sweep every configured source once, ingest what has arrived, and exit.\n\n" + run_help,
         _cmd_run,
     )
-    p.add_argument(
-        "--source",
-        action="append",
-        metavar="PATH|s3://BUCKET/PREFIX/",
-        help="sweep this folder or S3 inbox instead of the configured sources (repeatable)",
-    )
+    _source_flag(p, "sweep this folder or S3 inbox instead of the configured sources (repeatable)")
     p = command(
         "watch",
         "keep sweeping sources until stopped",
@@ -200,12 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
         "and exit cleanly.\n\n" + run_help,
         _cmd_watch,
     )
-    p.add_argument(
-        "--source",
-        action="append",
-        metavar="PATH|s3://BUCKET/PREFIX/",
-        help="watch this folder or S3 inbox instead of the configured sources (repeatable)",
-    )
+    _source_flag(p, "watch this folder or S3 inbox instead of the configured sources (repeatable)")
     p.add_argument("--interval", type=float, metavar="SECONDS", help="seconds between sweeps (poll_seconds)")
     p = command(
         "retry-failed",
@@ -214,12 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
         "once the cause is fixed (a rule changed, a parser fixed). The next run takes them again.",
         _cmd_retry_failed,
     )
-    p.add_argument(
-        "--source",
-        action="append",
-        metavar="PATH|s3://BUCKET/PREFIX/",
-        help="only this folder or S3 inbox (repeatable)",
-    )
+    _source_flag(p, "only this folder or S3 inbox (repeatable)")
 
     command(
         "formats",
@@ -228,6 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
         _cmd_formats,
     )
     return parser
+
+
+def _source_flag(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument("--source", action="append", metavar="PATH|s3://BUCKET/PREFIX/", help=help_text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

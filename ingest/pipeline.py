@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path, PurePath
 from typing import Literal
 
@@ -64,8 +65,9 @@ class Prepared:
     note: str | None = None
     editor: str | None = None
 
-    @property
+    @cached_property
     def content_sha256(self) -> str:
+        # Cached: the hash is needed several times per commit and serialises the whole content.
         return self.content.sha256()
 
 
@@ -198,45 +200,42 @@ class Committer:
     run_id: str = field(default_factory=lambda: new_run_id())
     _batches: int = 0
 
-    def commit(self, items: Sequence[Prepared], *, note: str | None = None, editor: str | None = None) -> list[Outcome]:
-        """Commit one batch; ``note``/``editor`` apply to every item (front matter can also carry them)."""
-        self.store.ensure_bucket()
+    def commit(
+        self, batch: Sequence[Prepared | Outcome], *, note: str | None = None, editor: str | None = None
+    ) -> list[Outcome]:
+        """Commit one batch and return one outcome per entry, in order; entries that are already
+        outcomes (refused files) pass through. ``note``/``editor`` apply to every item (front matter
+        can also carry them)."""
+        items = [(i, entry) for i, entry in enumerate(batch) if isinstance(entry, Prepared)]
+        results: list[_Pending | Outcome | None] = [e if isinstance(e, Outcome) else None for e in batch]
+        if items:
+            self.store.ensure_bucket()
         # Articles are independent (races on one id are settled by conditional writes), so their
-        # requests run side by side; the changes object still waits for every version of the batch.
-        # Files of one article keep their input order (the later one is the newer version).
-        groups: dict[str, list[int]] = {}
-        for index, item in enumerate(items):
-            groups.setdefault(item.id, []).append(index)
-        results: list[_Pending | Outcome | None] = [None] * len(items)
+        # requests run side by side; files of one article keep their input order (the later one is
+        # the newer version) and pass what they wrote along instead of re-reading latest.json.
+        groups: dict[str, list[tuple[int, Prepared]]] = {}
+        for index, item in items:
+            groups.setdefault(item.id, []).append((index, item))
 
-        def write_group(indexes: list[int]) -> None:
+        def write_group(group: list[tuple[int, Prepared]]) -> None:
             known: _Known | None = None
-            for i in indexes:
-                item = items[i]
+            for i, item in group:
                 results[i], known = self._write_version(item, note or item.note, editor or item.editor, known=known)
 
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="commit") as pool:
             list(pool.map(write_group, groups.values()))
-            pending = [r for r in results if isinstance(r, _Pending)]
-            self._write_changes([p.document for p in pending])
-            newest: dict[str, _Pending] = {}  # only the highest version of each article needs its pointer
-            for p in pending:
-                if p.document.id not in newest or p.document.version > newest[p.document.id].document.version:
-                    newest[p.document.id] = p
-            list(pool.map(self._point_latest, newest.values()))
-        done = [r for r in results if r is not None]
-        assert len(done) == len(items)  # every group ran, or pool.map raised
-        return [r.outcome if isinstance(r, _Pending) else r for r in done]
+            self._publish([r for r in results if isinstance(r, _Pending)], pool.map)
+        outcomes = [r.outcome if isinstance(r, _Pending) else r for r in results]
+        assert all(o is not None for o in outcomes)  # every group ran, or pool.map raised
+        return [o for o in outcomes if o is not None]
 
     def rollback(self, article_id: str, to: int, note: str, editor: str | None) -> Outcome:
         """Make a new version whose content is version ``to``'s."""
         self.store.ensure_bucket()
         keys = Keys(self.prefix, article_id)
-        target = self.store.get(keys.version(to))
-        if target is None:
+        old = load_document(self.store.get(keys.version(to)), keys.version(to))
+        if old is None:
             raise InvalidDocument(article_id, f"has no version {to} to roll back to", check="rollback")
-        old = load_document(target, keys.version(to))
-        assert old is not None
         prepared = Prepared(
             path=f"{article_id}@v{to}",
             id=article_id,
@@ -248,11 +247,20 @@ class Committer:
             editor=editor,
         )
         result, _ = self._write_version(prepared, note, editor, rolled_back_to=to)
-        if isinstance(result, Outcome):
-            return result
-        self._write_changes([result.document])
-        self._point_latest(result)
-        return result.outcome
+        if isinstance(result, _Pending):
+            self._publish([result], map)
+            return result.outcome
+        return result
+
+    def _publish(self, pending: list[_Pending], mapper: Callable[..., Iterable[object]]) -> None:
+        """Steps 3-4: one changes object for the batch, then the latest pointer of each article
+        (only its highest new version needs one)."""
+        self._write_changes([p.document for p in pending])
+        newest: dict[str, _Pending] = {}
+        for p in pending:
+            if p.document.id not in newest or p.document.version > newest[p.document.id].document.version:
+                newest[p.document.id] = p
+        list(mapper(self._point_latest, newest.values()))
 
     # ---- step 0-2
 
@@ -362,10 +370,8 @@ def ingest_files(
     committer = Committer(store, settings.prefix, settings.workers)
     outcomes: list[Outcome] = []
     for start in range(0, len(paths), settings.batch_size):
-        results = [safe_prepare(path, settings) for path in paths[start : start + settings.batch_size]]
-        committed = iter(committer.commit([r for r in results if isinstance(r, Prepared)], note=note, editor=editor))
-        for result in results:  # report in input order
-            outcome = result if isinstance(result, Outcome) else next(committed)
+        batch = [safe_prepare(path, settings) for path in paths[start : start + settings.batch_size]]
+        for outcome in committer.commit(batch, note=note, editor=editor):
             outcomes.append(outcome)
             if on_outcome:
                 on_outcome(outcome)

@@ -163,8 +163,8 @@ def _batch(
     stop: Callable[[], bool],
 ) -> None:
     name = source.settings.name
-    taken: list[Candidate] = []
-    results: list[Prepared | Outcome] = []
+    taken: list[Candidate] = []  # leased by us: released at the end, whatever happens
+    work: list[tuple[Candidate, Prepared | Outcome]] = []
     storage_ok = True
     clock = time.monotonic()
     try:
@@ -175,13 +175,14 @@ def _batch(
                 report.leased_elsewhere += 1
                 continue
             taken.append(candidate)
-            results.append(_prepare(settings, source, candidate))
+            result = _prepare(settings, source, candidate)
+            if result is not None:  # None: another run moved it after we listed it; not ours to report
+                work.append((candidate, result))
         clock = report.add_time("read_and_parse", clock)
-        committed = iter(committer.commit([r for r in results if isinstance(r, Prepared)]))
+        outcomes = committer.commit([result for _, result in work])
         clock = report.add_time("store", clock)
         now = datetime.now(UTC)
-        for candidate, result in zip(taken, results, strict=True):
-            outcome = result if isinstance(result, Outcome) else next(committed)
+        for (candidate, _), outcome in zip(work, outcomes, strict=True):
             record = FileRecord(
                 source=name,
                 path=candidate.display,
@@ -191,8 +192,6 @@ def _batch(
                 key=outcome.key,
                 message=outcome.message,
             )
-            if outcome.message == _VANISHED:
-                continue  # another run moved it after we listed it: not ours to report
             if outcome.error is not None:
                 record.error = outcome.error.as_dict()
             _move(source, candidate, record, leases, now)
@@ -205,9 +204,6 @@ def _batch(
     finally:
         for candidate in taken if storage_ok else []:
             leases.release(name, candidate.ref)
-
-
-_VANISHED = "vanished before it was read"
 
 
 def _move(source: Source, candidate: Candidate, record: FileRecord, leases: Leases, now: datetime) -> None:
@@ -225,7 +221,7 @@ def _move(source: Source, candidate: Candidate, record: FileRecord, leases: Leas
         record.message = f"{exc}; left for the next run"
 
 
-def _prepare(settings: Settings, source: Source, candidate: Candidate) -> Prepared | Outcome:
+def _prepare(settings: Settings, source: Source, candidate: Candidate) -> Prepared | Outcome | None:
     conf = source.settings
     if candidate.refusal is not None:
         refused = InputError(candidate.display, candidate.refusal, check="refused")
@@ -235,7 +231,7 @@ def _prepare(settings: Settings, source: Source, candidate: Candidate) -> Prepar
     except InputError as exc:
         return Outcome(candidate.display, "failed", error=exc)
     if data is None:
-        return Outcome(candidate.display, "unchanged", message=_VANISHED)
+        return None
     rules = settings.rules_for(conf)
     return guarded(
         candidate.display,

@@ -192,8 +192,17 @@ class Settings(BaseModel):
         return load_rules(self.modules)
 
     def rules_for(self, source: SourceSettings) -> Rules:
-        """A source's own rules when it has them, else the global ones."""
-        return self.rules if source.modules is None else load_rules(source.modules)
+        """A source's own rules when it has them, else the global ones (each compiled once)."""
+        if source.modules is None:
+            return self.rules
+        key = source.modules.model_dump_json()  # by content: a copied Settings may carry other sources
+        if key not in self._source_rules:
+            self._source_rules[key] = load_rules(source.modules)
+        return self._source_rules[key]
+
+    @cached_property
+    def _source_rules(self) -> dict[str, Rules]:
+        return {}
 
 
 def load_rules(modules: ModuleSettings) -> Rules:

@@ -32,7 +32,7 @@ def test_json_schemas_are_current() -> None:
     assert schema.stale() == [], "run `make schemas`"
 
 
-def test_documents_validate_against_the_published_schema() -> None:
+def test_published_schema_requires_the_contract_fields_and_documents_round_trip() -> None:
     published = json.loads((schema.DEFAULT_DIR / "document.schema.json").read_text())
     assert set(published["required"]) >= {"id", "version", "content_sha256", "headline", "body", "source"}
     rules = load_settings(env={}).rules
