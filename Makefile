@@ -44,7 +44,7 @@ run: s3-up      ## start the local S3, ingest examples/ (and the seed), show a s
 	  echo "Stop it with:  make s3-down"; \
 	  exit $$status
 
-test: $(STAMP)  ## run the whole test suite (starts its own SeaweedFS)
+test: check     ## what CI runs: ruff, mypy --strict, schemas current, then the whole suite (starts its own SeaweedFS)
 	$(BIN)/pytest -q
 
 check: $(STAMP) ## ruff, mypy --strict, and the JSON Schemas are current

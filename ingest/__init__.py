@@ -1,53 +1,106 @@
 """ingest: article files in, versioned JSON documents in S3-compatible storage out.
 
-The public API is what this module re-exports; everything else may change between releases.
+The public API is what this module re-exports (``__all__``); everything else may change between
+releases. One way through the package::
+
+    sources/ -> reader -> parsers/ (Draft) -> compose -> prepare (pure) -> commit -> stores/
+                                                              archive (read side) <- stores/
+    api (one call per command), runner (sweeps), cli (flags and printing)
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from ingest.api import formats, ingest_files, open_store, preview_files, rollback
+from ingest.archive import Archive
+from ingest.commit import Committer
 from ingest.errors import (
+    Check,
     ConfigError,
     IngestError,
     InputError,
     InvalidDocument,
+    NotFound,
     ParseError,
     ReadError,
     RunError,
+    SourceChanged,
+    SourceError,
     StoreConflict,
+    StoreCorrupt,
+    StoreDenied,
     StoreError,
+    StoreUnavailable,
 )
-from ingest.models import Block, Boilerplate, Content, Document, ModuleHeading, RelatedLink, SourceInfo
-from ingest.pipeline import Outcome, ingest_files, prepare
-from ingest.report import RunReport
-from ingest.runner import run_once
+from ingest.models import (
+    Block,
+    Boilerplate,
+    ChangeEntry,
+    Content,
+    Document,
+    ModuleHeading,
+    RelatedLink,
+    SourceInfo,
+    VersionRecord,
+)
+from ingest.outcome import Outcome
+from ingest.prepare import Prepared, prepare
+from ingest.report import LogFormat, Reporter, RunReport, setup_logging
+from ingest.runner import open_sources, retry_failed, run_once, watch
 from ingest.settings import Settings, SourceSettings, load_settings
+from ingest.stores import FaultyStore, MemoryStore, S3Store, Store
 
 __all__ = [
+    "Archive",
     "Block",
     "Boilerplate",
+    "ChangeEntry",
+    "Check",
+    "Committer",
     "ConfigError",
     "Content",
     "Document",
+    "FaultyStore",
     "IngestError",
     "InputError",
     "InvalidDocument",
+    "LogFormat",
+    "MemoryStore",
     "ModuleHeading",
+    "NotFound",
     "Outcome",
     "ParseError",
+    "Prepared",
     "ReadError",
     "RelatedLink",
+    "Reporter",
     "RunError",
     "RunReport",
+    "S3Store",
     "Settings",
+    "SourceChanged",
+    "SourceError",
     "SourceInfo",
     "SourceSettings",
+    "Store",
     "StoreConflict",
+    "StoreCorrupt",
+    "StoreDenied",
     "StoreError",
+    "StoreUnavailable",
+    "VersionRecord",
     "__version__",
+    "formats",
     "ingest_files",
     "load_settings",
+    "open_sources",
+    "open_store",
     "prepare",
+    "preview_files",
+    "retry_failed",
+    "rollback",
     "run_once",
+    "setup_logging",
+    "watch",
 ]

@@ -14,22 +14,31 @@ import logging
 import signal
 import sys
 import threading
+import traceback
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import ValidationError
-
-from ingest import __version__
-from ingest.errors import IngestError, InputError, RunError, StoreError
-from ingest.models import ChangeEntry, Document
-from ingest.parsers import registry
-from ingest.pipeline import Committer, Outcome, draft, ingest_files, load_document, safe_prepare
-from ingest.report import LogFormat, Reporter, redact_values, setup_logging
-from ingest.runner import open_sources, run_once, watch
+from ingest import (
+    Archive,
+    IngestError,
+    LogFormat,
+    Outcome,
+    Reporter,
+    RunError,
+    __version__,
+    formats,
+    ingest_files,
+    open_sources,
+    open_store,
+    preview_files,
+    retry_failed,
+    rollback,
+    run_once,
+    setup_logging,
+    watch,
+)
 from ingest.settings import Settings, load_settings, source_for
-from ingest.stores.s3 import S3Store, Stored
-from ingest.versioning import Keys, changes_prefix, diff_lines, safe_id
 
 EXIT_OK, EXIT_REFUSED, EXIT_RUN_FAILED = 0, 1, 2
 log = logging.getLogger("ingest.cli")
@@ -57,6 +66,47 @@ examples:
   ingest history story                     list every version of article 'story'
   ingest changes --since 2026-11-01T00:00:00Z --json
 """
+
+
+#: Examples shown at the end of each command's help page.
+_EXAMPLES: dict[str, tuple[str, ...]] = {
+    "parse": (
+        "ingest parse --pretty story.txt          the document story.txt would become",
+        "ingest parse wires/*.xml > docs.jsonl    one JSON document per line",
+    ),
+    "file": (
+        "ingest file wires/*.txt                  store new articles and new versions",
+        'ingest file --note "Fixed the death toll" --editor "J. Smith" story.txt',
+        "ingest file --json inbox/*.json          one JSON object per file, for scripts",
+    ),
+    "show": (
+        "ingest show bridge-closure               the latest version",
+        "ingest show bridge-closure --version 1   the first version",
+    ),
+    "history": (
+        "ingest history bridge-closure",
+        "ingest history --json bridge-closure     one JSON object per version",
+    ),
+    "diff": ("ingest diff bridge-closure 1 2          what changed from v1 to v2",),
+    "rollback": ('ingest rollback bridge-closure --to 1 --note "Legal asked to restore v1" --editor "Desk"',),
+    "changes": (
+        "ingest changes                           every change, oldest first",
+        "ingest changes --since 2026-11-01T00:00:00Z --json",
+    ),
+    "run": (
+        "ingest run                               sweep the sources in config/ingest.yaml",
+        "ingest run --source /srv/inbox/wires --source s3://inbox/agency/",
+    ),
+    "watch": (
+        "ingest watch                             sweep the configured sources every poll_seconds",
+        "ingest watch --source /srv/inbox/wires --interval 5",
+    ),
+    "retry-failed": (
+        "ingest retry-failed                      put back every refused file of every source",
+        "ingest retry-failed --source /srv/inbox/wires",
+    ),
+    "formats": ("ingest formats",),
+}
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -91,7 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     def command(
         name: str, summary: str, description: str, handler: Callable[[argparse.Namespace], int]
     ) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=summary, description=description, parents=[common], formatter_class=_Formatter)
+        epilog = "examples:\n" + "\n".join(f"  {line}" for line in _EXAMPLES[name])
+        p = sub.add_parser(
+            name, help=summary, description=description, epilog=epilog, parents=[common], formatter_class=_Formatter
+        )
         p.set_defaults(handler=handler)
         return p
 
@@ -228,8 +281,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)
         return code
     except RunError as exc:
-        if args.debug:
-            raise
+        if args.debug:  # the traceback too, but the exit code never depends on --debug
+            traceback.print_exc()
         _err(f"error: {exc}")
         return EXIT_RUN_FAILED
     except IngestError as exc:
@@ -264,29 +317,19 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(flags, config=args.config)
 
 
-def _store(settings: Settings) -> S3Store:
-    store = S3Store(settings.bucket, attempts=settings.retry_attempts, max_seconds=settings.retry_max_seconds)
-    redact_values(store.credential_values())
-    return store
-
-
 def _cmd_parse(args: argparse.Namespace) -> int:
-    settings = _settings(args)
     refused = 0
-    for path in args.files:
-        result = safe_prepare(path, settings)
+    for result in preview_files(args.files, _settings(args)):
         if isinstance(result, Outcome):
             refused += 1
             _err(f"error: {result.error}")
-            continue
-        doc = draft(result)
-        print(doc.model_dump_json(indent=2 if args.pretty else None), flush=True)
+        else:
+            print(result.model_dump_json(indent=2 if args.pretty else None), flush=True)
     return EXIT_REFUSED if refused else EXIT_OK
 
 
 def _cmd_file(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    store = _store(settings)
 
     def report(outcome: Outcome) -> None:
         if outcome.error is not None:
@@ -296,47 +339,24 @@ def _cmd_file(args: argparse.Namespace) -> int:
         elif outcome.error is None:
             print(outcome.line(), flush=True)
 
-    outcomes = ingest_files(args.files, settings, store, note=args.note, editor=args.editor, on_outcome=report)
+    outcomes = ingest_files(
+        args.files, settings, open_store(settings), note=args.note, editor=args.editor, on_outcome=report
+    )
     return EXIT_REFUSED if any(o.outcome == "failed" for o in outcomes) else EXIT_OK
 
 
-def _article_id(raw: str) -> str:
-    """The id as ingest would have made it: 'ferry strike' finds 'ferry-strike'; '../x' is refused."""
-    return safe_id(raw, raw)
-
-
-def _note(text: str) -> str:
-    if not text.strip():
-        raise RunError("--note must say why (it is recorded on the new version)")
-    return text
-
-
-def _read_stored(store: S3Store, keys: Keys, version: int | None) -> tuple[str, Stored]:
-    key = keys.latest if version is None else keys.version(version)
-    stored = store.get(key)
-    if stored is None:
-        raise InputError(keys.id, f"no such document ({key})", check="not-found")
-    return key, stored
-
-
-def _read_doc(store: S3Store, keys: Keys, version: int | None) -> Document:
-    key, stored = _read_stored(store, keys, version)
-    doc = load_document(stored, key)
-    assert doc is not None  # stored is not None, so neither is the document
-    return doc
+def _archive(args: argparse.Namespace) -> Archive:
+    settings = _settings(args)
+    return Archive(open_store(settings), settings.prefix)
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    _, stored = _read_stored(_store(settings), Keys(settings.prefix, _article_id(args.id)), args.number)
-    sys.stdout.write(stored.body.decode("utf-8"))
+    sys.stdout.write(_archive(args).stored(args.id, args.number).decode("utf-8"))
     return EXIT_OK
 
 
 def _cmd_history(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    doc = _read_doc(_store(settings), Keys(settings.prefix, _article_id(args.id)), None)
-    for row in [*doc.history, doc.record()]:
+    for row in _archive(args).history(args.id):
         if args.json:
             print(row.model_dump_json())
         else:
@@ -347,56 +367,38 @@ def _cmd_history(args: argparse.Namespace) -> int:
 
 
 def _cmd_diff(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    store = _store(settings)
-    keys = Keys(settings.prefix, _article_id(args.id))
-    old, new = _read_doc(store, keys, args.a), _read_doc(store, keys, args.b)
-    lines = diff_lines(old.content(), new.content(), f"{args.id} v{args.a}", f"{args.id} v{args.b}")
+    lines = _archive(args).diff(args.id, args.a, args.b)
     print("\n".join(lines) if lines else f"{args.id}: v{args.a} and v{args.b} have the same content")
     return EXIT_OK
 
 
 def _cmd_rollback(args: argparse.Namespace) -> int:
+    if not args.note.strip():
+        raise RunError("--note must say why (it is recorded on the new version)")
     settings = _settings(args)
-    outcome = Committer(_store(settings), settings.prefix).rollback(
-        _article_id(args.id), args.to, _note(args.note), args.editor
-    )
-    print(outcome.line())
+    print(rollback(settings, open_store(settings), args.id, args.to, args.note, args.editor).line())
     return EXIT_OK
 
 
 def _cmd_changes(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    store = _store(settings)
     since = _parse_time(args.since) if args.since else None
-    prefix = changes_prefix(settings.prefix)
-    # Object names start with their write time, so listing can skip everything older than --since.
-    start_after = f"{prefix}{since.astimezone(UTC):%Y%m%dT%H%M%S}" if since else ""
-    for key in store.list_keys(prefix, start_after=start_after):
-        stored = store.get(key)
-        for line in stored.body.decode("utf-8").splitlines() if stored else []:
-            try:
-                entry = ChangeEntry.model_validate_json(line)
-            except ValidationError as exc:
-                raise StoreError(f"{key}: not a valid changes-feed entry ({exc.errors()[0]['msg']})") from exc
-            if since and entry.time < since:
-                continue
-            if args.json:
-                print(entry.model_dump_json())
-            else:
-                print(f"{entry.time:%Y-%m-%d %H:%M:%S}Z  {entry.action:<11} {entry.id} v{entry.version}  {entry.key}")
+    for entry in _archive(args).changes(since):
+        if args.json:
+            print(entry.model_dump_json())
+        else:
+            print(f"{entry.time:%Y-%m-%d %H:%M:%S}Z  {entry.action:<11} {entry.id} v{entry.version}  {entry.key}")
     return EXIT_OK
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    report = run_once(settings, _store(settings), open_sources(settings), Reporter(args.log_format))
+    report = run_once(settings, open_store(settings), open_sources(settings), Reporter(args.log_format))
     return EXIT_REFUSED if report.errors else EXIT_OK
 
 
 def _cmd_watch(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    store, sources = _store(settings), open_sources(settings)
+    store, sources = open_store(settings), open_sources(settings)
     stop = threading.Event()
 
     def graceful(signum: int, _frame: object) -> None:
@@ -417,9 +419,7 @@ def _cmd_watch(args: argparse.Namespace) -> int:
 
 
 def _cmd_retry_failed(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    for source in open_sources(settings):
-        names = source.retry_failed()
+    for source, names in retry_failed(_settings(args)):
         for name in names:
             print(f"requeued   {source.settings.location.rstrip('/')}/{name}")
         print(f"{source.settings.name}: {len(names)} file{'s' if len(names) != 1 else ''} put back")
@@ -427,7 +427,7 @@ def _cmd_retry_failed(args: argparse.Namespace) -> int:
 
 
 def _cmd_formats(args: argparse.Namespace) -> int:
-    for parser in registry.all():
+    for parser in formats():
         ext = " ".join(e for e in parser.extensions if e) or "-"
         print(f"{parser.name:<12} {ext:<22} {parser.description}")
     return EXIT_OK

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from ingest.errors import ReadError
+from ingest.errors import Check, ReadError
 
 LineEndings = Literal["lf", "crlf", "cr", "mixed", "none"]
 EncodingRule = Literal["bom", "utf-8", "cp1252-fallback"]
@@ -67,29 +67,30 @@ def read_file(path: Path, max_bytes: int, *, follow_symlinks: bool = True) -> tu
         # O_NONBLOCK: opening a FIFO would otherwise wait for a writer forever; regular files ignore it.
         fd = os.open(path, flags)
     except FileNotFoundError:
-        raise ReadError(name, "no such file", check="missing") from None
+        raise ReadError(name, "no such file", check=Check.MISSING) from None
     except IsADirectoryError:
-        raise ReadError(name, "is a directory, not a file", check="not-a-file") from None
+        raise ReadError(name, "is a directory, not a file", check=Check.NOT_A_FILE) from None
     except PermissionError:
-        raise ReadError(name, "permission denied", check="permission") from None
+        raise ReadError(name, "permission denied", check=Check.PERMISSION) from None
     except OSError as exc:
         if exc.errno == errno.ELOOP and not follow_symlinks:
-            raise ReadError(name, "became a symlink after it was listed; it is not followed", check="refused") from None
-        raise ReadError(name, f"cannot open: {exc.strerror or exc}", check="open") from exc
+            reason = "became a symlink after it was listed; it is not followed"
+            raise ReadError(name, reason, check=Check.REFUSED) from None
+        raise ReadError(name, f"cannot open: {exc.strerror or exc}", check=Check.OPEN) from exc
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):
         os.close(fd)
         what = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
-        raise ReadError(name, f"is {what}, not an article file", check="not-a-file")
+        raise ReadError(name, f"is {what}, not an article file", check=Check.NOT_A_FILE)
     os.set_blocking(fd, True)
     with os.fdopen(fd, "rb") as fh:
         if info.st_size > max_bytes:
             limit = f"is {human_size(info.st_size)}, above the {human_size(max_bytes)} limit"
-            raise ReadError(name, limit, check="size-limit")
+            raise ReadError(name, limit, check=Check.SIZE_LIMIT)
         # Read one byte past the limit: a file still growing after fstat is refused, not truncated.
         data = fh.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise ReadError(name, f"grew past the {human_size(max_bytes)} limit while being read", check="size-limit")
+        raise ReadError(name, f"grew past the {human_size(max_bytes)} limit while being read", check=Check.SIZE_LIMIT)
     return data, info
 
 
@@ -106,12 +107,12 @@ def decode(data: bytes, name: str) -> Decoded:
                 raise ReadError(
                     name,
                     f"has a {codec} byte-order mark but invalid {codec} at byte {exc.start + len(bom)}",
-                    check="encoding",
+                    check=Check.ENCODING,
                 ) from None
             break
     else:
         if b"\x00" in data:
-            raise ReadError(name, f"is binary, not text (NUL byte at offset {data.index(0)})", check="binary")
+            raise ReadError(name, f"is binary, not text (NUL byte at offset {data.index(0)})", check=Check.BINARY)
         try:
             text, encoding, rule = data.decode("utf-8"), "utf-8", "utf-8"
         except UnicodeDecodeError:
@@ -121,14 +122,14 @@ def decode(data: bytes, name: str) -> Decoded:
                 raise ReadError(
                     name,
                     f"is neither UTF-8 nor Windows-1252 text (byte 0x{data[exc.start]:02x} at offset {exc.start})",
-                    check="encoding",
+                    check=Check.ENCODING,
                 ) from None
     found = _CONTROL.search(text)
     if found is not None:
         line = text.count("\n", 0, found.start()) + 1
         kind = "binary, not text" if found.group() == "\x00" else "not clean text"
         raise ReadError(
-            name, f"is {kind} (control character U+{ord(found.group()):04X} on line {line})", check="binary"
+            name, f"is {kind} (control character U+{ord(found.group()):04X} on line {line})", check=Check.BINARY
         )
     return Decoded(text=_to_lf(text), encoding=encoding, rule=rule, line_endings=_line_endings(text))
 

@@ -19,6 +19,7 @@ from typing import Any, Literal, TextIO
 from pydantic import BaseModel, Field
 
 from ingest.errors import printable
+from ingest.outcome import Outcome
 
 LogFormat = Literal["text", "json"]
 log = logging.getLogger("ingest.run")
@@ -36,6 +37,20 @@ class FileRecord(BaseModel):
     moved_to: str | None = None
     error: dict[str, str | None] | None = None
     message: str | None = None
+
+    @classmethod
+    def of(cls, source: str, path: str, outcome: Outcome) -> FileRecord:
+        """The record of one file's outcome in a run of ``source``."""
+        return cls(
+            source=source,
+            path=path,
+            outcome=outcome.outcome,
+            id=outcome.id,
+            version=outcome.version,
+            key=outcome.key,
+            message=outcome.message,
+            error=outcome.error.as_dict() if outcome.error is not None else None,
+        )
 
 
 class RunReport(BaseModel):
@@ -142,9 +157,8 @@ def setup_logging(fmt: LogFormat, debug: bool, stream: TextIO | None = None) -> 
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if debug else logging.WARNING)
     logging.getLogger("ingest").setLevel(logging.DEBUG if debug else logging.INFO)
-    if not debug:
-        for noisy in ("botocore", "boto3", "urllib3"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+    for noisy in ("botocore", "boto3", "urllib3"):  # set both ways: logging may be set up more than once
+        logging.getLogger(noisy).setLevel(logging.NOTSET if debug else logging.WARNING)
 
 
 class Reporter:

@@ -9,7 +9,13 @@ exists. An environment variable that is set but empty counts as set (``INGEST_PR
 prefix"). Storage endpoint and credentials are not ours: boto3 reads them the standard AWS way
 (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_PROFILE``, ...).
 
-This is the only module that reads ``os.environ`` for ingest's own settings.
+This is the only module that reads ``os.environ`` for ingest's own settings. It knows nothing of what
+the settings drive: ``ingest.rules`` compiles the module rules, the parser registry checks a source's
+``format`` when the source is opened.
+
+Why not pydantic-settings: it merges its sources before validating, so an error could no longer say
+which layer a bad value came from (``max_bytes (from $INGEST_MAX_BYTES): ...``); the merge below is
+a few lines, and the model itself is pydantic either way.
 """
 
 from __future__ import annotations
@@ -17,27 +23,16 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ingest.errors import ConfigError
-from ingest.split import Rule, Rules
+from ingest.errors import ConfigError, field_errors
 
 _ENV_PREFIX = "INGEST_"
 _DEFAULT_CONFIG = Path("config/ingest.yaml")
-
-
-def _default_rules_file() -> Path:
-    """The packaged rules: ``ingest/_config`` in a wheel, ``config/`` beside the package in a checkout."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "_config" / "modules.yaml", here.parent / "config" / "modules.yaml"):
-        if candidate.is_file():
-            return candidate
-    return here.parent / "config" / "modules.yaml"
 
 
 class RuleSpec(BaseModel):
@@ -59,22 +54,6 @@ class RuleSpec(BaseModel):
         except re.error as exc:
             raise ValueError(f"not a valid regular expression: {exc}") from None
         return value
-
-    def compile(self) -> Rule:
-        flags = re.IGNORECASE if self.ignore_case else 0
-        return Rule(self.name, self.kind, re.compile(self.pattern, flags), self.max_chars)
-
-
-class RulesFile(BaseModel):
-    """The shape of ``config/modules.yaml``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    heading_items: int = Field(default=8, ge=0, le=50)
-    item_max_chars: int = Field(default=160, gt=0)
-    line_max_chars: int = Field(default=2000, gt=0)
-    max_lines: int = Field(default=20_000, gt=0)
-    rules: list[RuleSpec]
 
 
 class ModuleSettings(BaseModel):
@@ -110,15 +89,6 @@ class SourceSettings(BaseModel):
     def is_s3(self) -> bool:
         return self.location.startswith("s3://")
 
-    @field_validator("format")
-    @classmethod
-    def _known_format(cls, value: str | None) -> str | None:
-        from ingest.parsers import registry  # parsers import settings' siblings, not settings: no cycle
-
-        if value is not None:
-            registry.get(value)  # raises ConfigError naming the known formats
-        return value
-
     @field_validator("location")
     @classmethod
     def _location(cls, value: str) -> str:
@@ -136,7 +106,7 @@ def source_for(location: str) -> SourceSettings:
     try:
         return SourceSettings(name=name, location=location)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, "--source")) from exc
+        raise ConfigError(describe_settings_error(exc, "--source")) from exc
 
 
 class Settings(BaseModel):
@@ -186,45 +156,6 @@ class Settings(BaseModel):
             raise ValueError("must not contain '..'")
         return f"{value}/" if value else ""
 
-    @cached_property
-    def rules(self) -> Rules:
-        """The compiled module-detection rules."""
-        return load_rules(self.modules)
-
-    def rules_for(self, source: SourceSettings) -> Rules:
-        """A source's own rules when it has them, else the global ones (each compiled once)."""
-        if source.modules is None:
-            return self.rules
-        key = source.modules.model_dump_json()  # by content: a copied Settings may carry other sources
-        if key not in self._source_rules:
-            self._source_rules[key] = load_rules(source.modules)
-        return self._source_rules[key]
-
-    @cached_property
-    def _source_rules(self) -> dict[str, Rules]:
-        return {}
-
-
-def load_rules(modules: ModuleSettings) -> Rules:
-    path = modules.rules_file or _default_rules_file()
-    raw = _read_yaml(path)
-    try:
-        spec = RulesFile.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc, str(path))) from exc
-    known = {r.name for r in spec.rules} | {r.name for r in modules.add}
-    unknown = [name for name in modules.disable if name not in known]
-    if unknown:
-        raise ConfigError(f"modules.disable: no rule named {', '.join(map(repr, unknown))}")
-    chosen = [r.compile() for r in [*modules.add, *spec.rules] if r.name not in modules.disable]
-    return Rules(
-        tuple(chosen),
-        heading_items=spec.heading_items,
-        item_max_chars=spec.item_max_chars,
-        line_max_chars=spec.line_max_chars,
-        max_lines=spec.max_lines,
-    )
-
 
 def load_settings(
     cli: Mapping[str, Any] | None = None,
@@ -240,7 +171,7 @@ def load_settings(
     merged: dict[str, Any] = {}
     origin: dict[str, str] = {}
     if path.is_file():
-        data = _read_yaml(path) or {}  # an empty file sets nothing
+        data = read_yaml(path) or {}  # an empty file sets nothing
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: must be a mapping of settings, not {type(data).__name__}")
         merged.update(data)
@@ -261,14 +192,12 @@ def load_settings(
     try:
         settings = Settings.model_validate(merged)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, "settings", origin)) from exc
-    _ = settings.rules  # compile now, so a bad rule is a config error before any file is touched
-    for source in settings.sources:
-        settings.rules_for(source)
+        raise ConfigError(describe_settings_error(exc, "settings", origin)) from exc
     return settings
 
 
-def _read_yaml(path: Path) -> Any:
+def read_yaml(path: Path) -> Any:
+    """A YAML file through the safe loader; every failure is one ``ConfigError`` line naming the file."""
     try:
         with path.open("rb") as fh:
             return yaml.safe_load(fh)
@@ -280,11 +209,10 @@ def _read_yaml(path: Path) -> Any:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
 
 
-def _describe(exc: ValidationError, where: str, origin: Mapping[str, str] | None = None) -> str:
-    """A pydantic error as one line: which key, from where, and why."""
+def describe_settings_error(exc: ValidationError, where: str, origin: Mapping[str, str] | None = None) -> str:
+    """A pydantic error on settings as one line: each bad key, where its value came from, and why."""
     parts = []
-    for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        source = (origin or {}).get(str(err["loc"][0]), where) if err["loc"] else where
-        parts.append(f"{key} (from {source}): {err['msg']}")
+    for key, reason in field_errors(exc):
+        source = (origin or {}).get(key.split(".")[0], where)
+        parts.append(f"{key or '(top level)'} (from {source}): {reason}")
     return "invalid configuration: " + "; ".join(parts)

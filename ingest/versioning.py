@@ -1,13 +1,12 @@
-"""Article identity, the storage key layout, and what changed between two versions.
+"""Article identity, version numbers, and what changed between two versions.
 
-Key layout under the configured prefix (fixed: CMSs depend on it)::
+* identity: ``safe_id`` and ``id_from_file_name`` make every id key-safe;
+* numbering: ``new_version`` builds version N+1 of an article from version N (or v1 from nothing),
+  with its history, change summary and action; ``stale_reason`` says when an input must not become a
+  new version (an older input version, or the content of a superseded version);
+* differences: ``summarize`` (stored on each version) and ``diff_lines`` (``ingest diff``).
 
-    articles/{id}/v{N}.json     one immutable version, written once with If-None-Match: *
-    articles/{id}/latest.json   the newest version, byte-identical to it
-    raw/{id}/v{N}{ext}          the input file exactly as received
-    changes/{time}-{run}.jsonl  changes feed: one object per batch, one line per new version
-
-Pure functions only; the store module does the I/O.
+Pure functions only: the clock is passed in, and ``commit`` does the I/O.
 """
 
 from __future__ import annotations
@@ -16,12 +15,11 @@ import difflib
 import hashlib
 import re
 import unicodedata
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import PurePath
 
-from ingest.errors import InvalidDocument
-from ingest.models import ChangeSummary, Content
+from ingest.errors import Check, InvalidDocument
+from ingest.models import Action, ChangeSummary, Content, Correction, Document, SourceInfo
 
 MAX_ID_LENGTH = 200
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -38,7 +36,7 @@ def safe_id(raw: str, name: str) -> str:
     folded = "".join(c for c in unicodedata.normalize("NFKD", raw) if not unicodedata.combining(c))
     cleaned = _DOTS.sub(".", _UNSAFE.sub("-", folded)).strip(".-")[:MAX_ID_LENGTH].strip(".-")
     if not cleaned:
-        raise InvalidDocument(name, f"has no usable id ({raw!r} has no letters or digits)", check="id", field="id")
+        raise InvalidDocument(name, f"has no usable id ({raw!r} has no letters or digits)", check=Check.ID, field="id")
     return cleaned
 
 
@@ -57,12 +55,6 @@ def id_from_file_name(file_name: str, name: str) -> str:
         return "file-" + hashlib.sha256(stem.encode("utf-8")).hexdigest()[:12]
 
 
-def raw_extension(file_name: str) -> str:
-    """The extension kept on the archived raw input: lowercase, key-safe, at most 16 characters."""
-    suffix = PurePath(file_name).suffix.lower()
-    return suffix if re.fullmatch(r"\.[a-z0-9]{1,15}", suffix) else ".bin" if suffix else ""
-
-
 def is_older(incoming: str, stored: str) -> bool:
     """True when an input's own version is older than the stored one's.
 
@@ -79,28 +71,6 @@ def is_older(incoming: str, stored: str) -> bool:
     if (a.tzinfo is None) != (b.tzinfo is None):
         a, b = a.replace(tzinfo=a.tzinfo or UTC), b.replace(tzinfo=b.tzinfo or UTC)
     return a < b
-
-
-@dataclass(frozen=True)
-class Keys:
-    """Storage keys of one article under a prefix."""
-
-    prefix: str
-    id: str
-
-    def version(self, n: int) -> str:
-        return f"{self.prefix}articles/{self.id}/v{n}.json"
-
-    @property
-    def latest(self) -> str:
-        return f"{self.prefix}articles/{self.id}/latest.json"
-
-    def raw(self, n: int, ext: str) -> str:
-        return f"{self.prefix}raw/{self.id}/v{n}{ext}"
-
-
-def changes_prefix(prefix: str) -> str:
-    return f"{prefix}changes/"
 
 
 def summarize(old: Content, new: Content) -> ChangeSummary:
@@ -139,3 +109,52 @@ def diff_lines(old: Content, new: Content, old_label: str, new_label: str) -> li
         return out
 
     return list(difflib.unified_diff(lines(old), lines(new), old_label, new_label, lineterm="", n=1))
+
+
+def stale_reason(prev: Document, content_sha256: str, input_version: str | None) -> str | None:
+    """Why an input must not become the version after ``prev``; only an explicit rollback may go back."""
+    stored = prev.source.input_version
+    if input_version and stored and is_older(input_version, stored):
+        return f"input version {input_version} is older than stored {stored}"
+    earlier = [h.version for h in prev.history if h.content_sha256 == content_sha256]
+    if earlier:
+        return f"same content as superseded v{earlier[-1]}; latest is v{prev.version}"
+    return None
+
+
+def new_version(
+    prev: Document | None,
+    *,
+    article_id: str,
+    content: Content,
+    content_sha256: str,
+    source: SourceInfo,
+    now: datetime,
+    note: str | None = None,
+    editor: str | None = None,
+    rolled_back_to: int | None = None,
+) -> Document:
+    """Version ``prev.version + 1`` of an article (v1 when ``prev`` is None) with this content."""
+    action: Action
+    if rolled_back_to is not None:
+        action = "rolled_back"
+    elif prev is None:
+        action = "created"
+    elif note:
+        action = "corrected"
+    else:
+        action = "updated"
+    return Document(
+        **content.model_dump(),
+        id=article_id,
+        version=prev.version + 1 if prev else 1,
+        content_sha256=content_sha256,
+        action=action,
+        created_at=now,
+        previous_version=prev.version if prev else None,
+        correction=Correction(note=note, editor=editor) if note else None,
+        rolled_back_to=rolled_back_to,
+        change_summary=summarize(prev.content(), content) if prev else None,
+        source=source,
+        history=[*prev.history, prev.record()] if prev else [],
+    )

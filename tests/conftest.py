@@ -2,28 +2,44 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
-import subprocess
-import sys
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from ingest import devserver
+from ingest.keys import Keys
 from ingest.models import ChangeEntry, Document
-from ingest.settings import Settings, load_settings
+from ingest.prepare import Prepared, prepare
+from ingest.rules import load_rules
+from ingest.settings import ModuleSettings, Settings, load_settings
+from ingest.split import Rules
 from ingest.stores.s3 import S3Store
-from ingest.versioning import Keys
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The time every input of the pure tests is received at: prepare is pure, so the tests pass it in.
+RECEIVED = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 SHARED = ROOT.parent / "shared"
 SEED = SHARED / "seeds" / "000_a02b289d76dca1f3.txt"
 CORPUS = SHARED / "corpus"
 EXAMPLES = ROOT / "examples"
 BUCKET = "ingest-test"
+
+
+#: The packaged module rules, compiled once for the tests.
+RULES: Rules = load_rules(ModuleSettings())
+
+
+def prepared(data: bytes, file_name: str, rules: Rules = RULES, **options: object) -> Prepared:
+    """``prepare`` as the pure tests call it: received at ``RECEIVED``."""
+    return prepare(data, file_name, rules, received_at=RECEIVED, **options)  # type: ignore[arg-type]
 
 
 def need_shared(path: Path) -> Path:
@@ -119,8 +135,31 @@ def stored_versions(store: S3Store, keys: Keys) -> list[Document]:
     return docs
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run the `ingest` command as a user would, in a separate process."""
-    return subprocess.run(
-        [sys.executable, "-m", "ingest", *args], capture_output=True, text=True, env=env, timeout=timeout, check=False
-    )
+@dataclass(frozen=True)
+class Ran:
+    """What one CLI invocation did: its exit code and what it printed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> Ran:
+    """Run ``ingest ARGS`` in this process (``ingest.cli.main``), with ``env`` as the whole environment."""
+    from ingest.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved = dict(os.environ)
+    if env is not None:
+        os.environ.clear()
+        os.environ.update(env)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # argparse: --help, --version, bad flags
+                code = exc.code if isinstance(exc.code, int) else 2
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return Ran(code, out.getvalue(), err.getvalue())

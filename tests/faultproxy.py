@@ -22,7 +22,11 @@ import socket
 import threading
 import time
 from collections import Counter
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 FAULTS = ("slowdown", "error500", "drop", "lost", "slow")
 _MAX_HEAD = 64 * 1024
@@ -195,3 +199,18 @@ class FaultProxy:
                 rbody, buf = bytes(buf), bytearray()
                 rhead = rhead.replace(b"\r\n\r\n", f"\r\nContent-Length: {len(rbody)}\r\n\r\n".encode(), 1)
             return rhead + rbody
+
+
+def proxied_client(proxy: FaultProxy, connect_timeout: float = 2, read_timeout: float = 5) -> S3Client:
+    """A boto3 S3 client that talks to the store through ``proxy``, with botocore's retries off."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        retries={"total_max_attempts": 1},
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    return boto3.session.Session().client("s3", endpoint_url=proxy.url, config=config)

@@ -1,8 +1,9 @@
 """Input formats: our fixtures with their expected JSON, the official wire samples, hostile input, detection.
 
 Fixtures live in ``tests/formats/<format>/``: each input ``name.ext`` has ``name.expected.json`` beside it
-holding the format, the id, the hints and the whole ``Content``. The wire samples are read where they
-are, in ``../shared/corpus/wire/<format>/`` (skipped, saying so, when it is absent).
+holding the format, the id, the hints and the whole ``Content``, and ``name.draft.json``, the parser's
+draft alone (checked by ``tests/test_parsers.py``). The wire samples are read where they are, in
+``../shared/corpus/wire/<format>/`` (skipped, saying so, when it is absent).
 """
 
 from __future__ import annotations
@@ -20,36 +21,35 @@ from hypothesis import strategies as st
 
 from ingest.errors import InputError, InvalidDocument
 from ingest.parsers import registry
-from ingest.pipeline import Prepared, prepare
-from ingest.settings import load_settings
-from ingest.split import Rules
-from tests.conftest import CORPUS, need_shared
+from ingest.prepare import Prepared
+from tests.conftest import CORPUS, RULES, need_shared, prepared
 from tests.test_split import kept_lines
 
-RULES: Rules = load_settings(env={}).rules
 FIXTURES = Path(__file__).resolve().parent / "formats"
 WIRE = CORPUS / "wire"
 #: A hostile input must be refused within this many seconds (a bound on runaway work, not a benchmark).
 QUICK = 5.0
+#: Files beside the inputs that hold what an input should give, not inputs themselves.
+GOLDEN = (".expected.json", ".draft.json")
 
 
 def _inputs() -> list[Path]:
-    return sorted(p for p in FIXTURES.glob("*/*") if p.is_file() and not p.name.endswith(".expected.json"))
+    return sorted(p for p in FIXTURES.glob("*/*") if p.is_file() and not p.name.endswith(GOLDEN))
 
 
 def _expected(path: Path) -> Path:
     return path.with_name(path.name.split(".")[0] + ".expected.json")
 
 
-def _observed(prepared: Prepared) -> dict[str, object]:
+def _observed(item: Prepared) -> dict[str, object]:
     return {
-        "format": prepared.source.format,
-        "id": prepared.id,
-        "input_version": prepared.source.input_version,
-        "note": prepared.note,
-        "editor": prepared.editor,
-        "headline_repeated": prepared.source.headline_repeated,
-        "content": prepared.content.model_dump(mode="json"),
+        "format": item.source.format,
+        "id": item.id,
+        "input_version": item.source.input_version,
+        "note": item.note,
+        "editor": item.editor,
+        "headline_repeated": item.source.headline_repeated,
+        "content": item.content.model_dump(mode="json"),
     }
 
 
@@ -66,7 +66,7 @@ def test_every_format_has_fixtures_and_every_fixture_its_expected_document() -> 
 @pytest.mark.parametrize("path", _inputs(), ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_fixture_gives_its_expected_document(path: Path) -> None:
     expected = json.loads(_expected(path).read_text(encoding="utf-8"))
-    observed = _observed(prepare(path.read_bytes(), path.name, RULES))
+    observed = _observed(prepared(path.read_bytes(), path.name, RULES))
     assert observed["format"] == path.parent.name
     assert observed == expected
 
@@ -78,7 +78,7 @@ def test_a_kill_notice_without_a_body_is_stored_as_withdrawn() -> None:
     path = need_shared(
         WIRE / "newsml-g2" / "superdesk-core/tests/io/fixtures/tag_reuters.com_2016_newsml_L1N14N0FF_version_1542761538"
     )
-    content = prepare(path.read_bytes(), path.name, RULES).content
+    content = prepared(path.read_bytes(), path.name, RULES).content
     assert content.withdrawn is True
     assert content.body == []
 
@@ -166,7 +166,7 @@ def _files(root: Path) -> list[Path]:
 
 def _attempt(path: Path) -> Prepared | InputError:
     try:
-        return prepare(path.read_bytes(), path.name, RULES)
+        return prepared(path.read_bytes(), path.name, RULES)
     except InputError as exc:
         return exc
 
@@ -255,7 +255,7 @@ def test_hostile_input_gives_our_error_in_one_line_quickly(name: str) -> None:
     text, words = HOSTILE[name]
     started = time.monotonic()
     with pytest.raises(InputError) as caught:
-        prepare(text.encode("utf-8"), name, RULES)
+        prepared(text.encode("utf-8"), name, RULES)
     elapsed = time.monotonic() - started
     message = str(caught.value)
     assert message.startswith(f"{name}: ")
@@ -272,20 +272,20 @@ def test_an_external_dtd_is_never_read(tmp_path: Path) -> None:
     dtd.write_text('<!ENTITY x "PWNED">', encoding="utf-8")
     text = f'<!DOCTYPE nitf SYSTEM "{dtd.as_uri()}"><nitf><body><body.content><p>&x;</p></body.content></body></nitf>'
     with pytest.raises(InputError, match="undefined entity"):
-        prepare(text.encode(), "dtd.xml", RULES)
+        prepared(text.encode(), "dtd.xml", RULES)
 
 
 def test_a_message_with_several_text_items_is_refused_naming_the_count() -> None:
     item = '<newsItem><itemMeta><itemClass qcode="ninat:text"/></itemMeta></newsItem>'
     text = f'<newsMessage xmlns="http://iptc.org/std/nar/2006-10-01/"><itemSet>{item * 2}</itemSet></newsMessage>'
     with pytest.raises(InputError, match="holds 2 text newsItems"):
-        prepare(text.encode(), "two.xml", RULES)
+        prepared(text.encode(), "two.xml", RULES)
 
 
 def test_a_body_of_too_many_lines_is_refused() -> None:
     body = json.dumps(["x"] * (RULES.max_lines + 1))
     with pytest.raises(InputError, match="limit"):
-        prepare(f'{{"headline": "H", "body": {body}}}'.encode(), "long.json", RULES)
+        prepared(f'{{"headline": "H", "body": {body}}}'.encode(), "long.json", RULES)
 
 
 @settings(max_examples=200, deadline=None)
@@ -307,7 +307,7 @@ def test_property_any_bytes_after_a_format_start_give_a_document_or_our_error(
     name, head = start
     message = ""
     try:
-        prepare(head + tail, name, RULES)
+        prepared(head + tail, name, RULES)
     except InputError as exc:  # anything else fails the test
         message = str(exc)
     assert "\n" not in message
@@ -327,7 +327,7 @@ def test_property_structured_bodies_lose_no_line_and_count_positions(blocks: lis
     body = [{"type": kind, "text": "\n".join(lines) if kind == "paragraph" else lines[0]} for kind, lines in blocks]
     data = json.dumps({"headline": "Headline", "body": body or ["x"]}).encode()
     try:
-        content = prepare(data, "p.json", RULES).content
+        content = prepared(data, "p.json", RULES).content
     except InvalidDocument:
         return  # no story paragraph left: refused, as plain text would be
     sent = [line for kind, lines in blocks for line in (lines if kind == "paragraph" else lines[:1])] or ["x"]
@@ -359,12 +359,12 @@ def test_formats_are_listed_in_order() -> None:
     ],
 )
 def test_the_parser_is_picked_by_content(fixture: str, saved_as: str, fmt: str) -> None:
-    assert prepare((FIXTURES / fixture).read_bytes(), saved_as, RULES).source.format == fmt
+    assert prepared((FIXTURES / fixture).read_bytes(), saved_as, RULES).source.format == fmt
 
 
 def test_plain_text_stays_text_and_markdown_without_front_matter_is_read_as_text() -> None:
     data = b"Headline\n\nA body paragraph.\n"
-    assert prepare(data, "story.txt", RULES).source.format == "text"
-    markdown = prepare(b"# Headline\n\nA body paragraph.\n", "story.md", RULES)
+    assert prepared(data, "story.txt", RULES).source.format == "text"
+    markdown = prepared(b"# Headline\n\nA body paragraph.\n", "story.md", RULES)
     assert markdown.source.format == "frontmatter"
     assert markdown.content.headline == "Headline"

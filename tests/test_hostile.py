@@ -12,15 +12,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ingest.errors import InputError
-from ingest.pipeline import Outcome, prepare, safe_prepare
+from ingest.outcome import Outcome
+from ingest.prepare import Prepared, guarded, prepare_file
 from ingest.report import Reporter
-from ingest.runner import run_once
-from ingest.settings import Settings, SourceSettings, load_settings
-from ingest.sources import open_source
-from ingest.stores.s3 import S3Store
+from ingest.runner import open_sources, run_once
+from ingest.settings import SourceSettings, load_settings
+from ingest.stores.memory import MemoryStore
+from tests.conftest import RECEIVED, RULES, prepared
 
 SETTINGS = load_settings(env={})
-RULES = SETTINGS.rules
+
+
+def read(path: Path) -> Prepared | Outcome:
+    """One file through the pure unit, every failure an outcome, as a run reads it."""
+    return guarded(str(path), lambda: prepare_file(path, RULES, SETTINGS.max_bytes, received_at=RECEIVED))
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10\x00\x00\x00\x10\x08\x06\x00\x00\x00\x1f\xf3\xffa"
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00\xff\xdb"
 
@@ -47,7 +52,7 @@ def test_hostile_input_is_refused_in_one_line_quickly(tmp_path: Path, name: str)
     path = tmp_path / name
     path.write_bytes(data)
     started = time.monotonic()
-    result = safe_prepare(path, SETTINGS)
+    result = read(path)
     elapsed = time.monotonic() - started
     assert isinstance(result, Outcome), f"{name} was accepted"
     message = str(result.error)
@@ -61,14 +66,14 @@ def test_a_file_far_above_the_limit_is_refused_before_it_is_read(tmp_path: Path)
     path = tmp_path / "huge.txt"
     with path.open("wb") as fh:
         fh.truncate(200 * 1024**3)  # sparse: reading it would need 200 GiB
-    result = safe_prepare(path, SETTINGS)
+    result = read(path)
     assert isinstance(result, Outcome)
     assert result.error is not None and result.error.check == "size-limit"
 
 
 def test_html_and_script_are_kept_as_text_never_interpreted() -> None:
     text = "Headline <b>bold</b>\n\n<script>alert('x')</script> &amp; <img src=x onerror=alert(1)>\n\nMore text.\n"
-    doc = prepare(text.encode(), "html.txt", RULES).content
+    doc = prepared(text.encode(), "html.txt", RULES).content
     assert doc.headline == "Headline <b>bold</b>"
     assert doc.body[0].text == "<script>alert('x')</script> &amp; <img src=x onerror=alert(1)>"
 
@@ -88,15 +93,12 @@ def test_file_names_cannot_escape_their_key_or_break_a_line(file_name: str, expe
     data = b"Headline\n\nBody.\n"
     if expected_id is None:
         with pytest.raises(InputError, match="no usable id"):
-            prepare(data, file_name, RULES)
+            prepared(data, file_name, RULES)
         return
-    assert prepare(data, file_name, RULES).id == expected_id
+    assert prepared(data, file_name, RULES).id == expected_id
 
 
-@pytest.mark.s3
-def test_hostile_files_in_a_drop_folder_do_not_stop_the_good_ones(
-    tmp_path: Path, settings: Settings, store: S3Store
-) -> None:
+def test_hostile_files_in_a_drop_folder_do_not_stop_the_good_ones(tmp_path: Path) -> None:
     drop = tmp_path / "drop"
     drop.mkdir()
     for name, (data, _) in HOSTILE.items():
@@ -107,11 +109,9 @@ def test_hostile_files_in_a_drop_folder_do_not_stop_the_good_ones(
     (drop / "escape.txt").symlink_to("/etc/passwd")
     for path in drop.iterdir():
         os.utime(path, (time.time() - 60, time.time() - 60), follow_symlinks=False)
-    conf = SourceSettings(name="drop", location=str(drop), settle_seconds=0)
+    settings = SETTINGS.model_copy(update={"sources": [SourceSettings(name="drop", location=str(drop))]})
     out = io.StringIO()
-    report = run_once(
-        settings.model_copy(update={"sources": [conf]}), store, [open_source(conf)], Reporter("text", out=out)
-    )
+    report = run_once(settings, MemoryStore(), open_sources(settings), Reporter("text", out=out))
     assert report.counts.get("created") == 3
     assert report.counts.get("failed") == len(HOSTILE) - 1 + 1
     assert not (tmp_path / "pwned").exists() and not Path("pwned").exists()
@@ -127,7 +127,7 @@ def test_hostile_files_in_a_drop_folder_do_not_stop_the_good_ones(
 def test_property_any_bytes_after_any_format_marker_give_a_document_or_our_error(head: bytes, tail: bytes) -> None:
     message = ""
     try:
-        prepare(head + tail, "fuzz.txt", RULES)
+        prepared(head + tail, "fuzz.txt", RULES)
     except InputError as exc:
         message = str(exc)
     assert "\n" not in message
@@ -136,18 +136,18 @@ def test_property_any_bytes_after_any_format_marker_give_a_document_or_our_error
 def test_a_fifo_is_refused_not_waited_on(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe.txt"
     os.mkfifo(fifo)
-    result = safe_prepare(fifo, SETTINGS)  # would block forever if opened for a blocking read
+    result = read(fifo)  # would block forever if opened for a blocking read
     assert isinstance(result, Outcome)
     assert "not a regular file" in str(result.error)
 
 
 def test_names_without_usable_characters_get_a_stable_hashed_id() -> None:
-    first = prepare(b"Headline\n\nBody.\n", "ファイル名.txt", RULES).id
+    first = prepared(b"Headline\n\nBody.\n", "ファイル名.txt", RULES).id
     assert first.startswith("file-") and len(first) == 17
-    assert prepare(b"Other\n\nText.\n", "ファイル名.txt", RULES).id == first
+    assert prepared(b"Other\n\nText.\n", "ファイル名.txt", RULES).id == first
 
 
 def test_a_wire_story_opening_with_a_rule_of_dashes_is_plain_text() -> None:
-    prepared = prepare(b"---\nStorm Hits Coast\n\nWinds reached 90 mph.\n", "dashes.txt", RULES)
-    assert prepared.source.format == "text"
-    assert prepared.content.body[-1].text == "Winds reached 90 mph."
+    result = prepared(b"---\nStorm Hits Coast\n\nWinds reached 90 mph.\n", "dashes.txt", RULES)
+    assert result.source.format == "text"
+    assert result.content.body[-1].text == "Winds reached 90 mph."

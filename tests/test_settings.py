@@ -50,7 +50,6 @@ def test_config_file_found_through_environment(tmp_path: Path) -> None:
         ("nonsense: 1\n", {}, "nonsense"),
         ("bucket: [unclosed\n", {}, "not valid YAML"),
         ("{}", {"INGEST_MAX_BYTES": "lots"}, "max_bytes (from $INGEST_MAX_BYTES)"),
-        ("modules:\n  disable: [no-such-rule]\n", {}, "no rule named 'no-such-rule'"),
         ("modules:\n  add: [{name: x, kind: link, pattern: '(unclosed'}]\n", {}, "not a valid regular expression"),
     ],
 )
@@ -66,12 +65,8 @@ def test_missing_explicit_config_is_an_error(tmp_path: Path) -> None:
         load_settings(config=tmp_path / "nope.yaml", env={})
 
 
-def test_rules_can_be_added_and_disabled(tmp_path: Path) -> None:
-    path = config(
-        tmp_path,
-        "modules:\n  disable: [read-more]\n  add:\n    - {name: wire-footer, kind: furniture, pattern: '^ENDS$'}\n",
-    )
-    rules = load_settings(config=path, env={}).rules
-    assert rules.classify("ENDS") is not None
-    verdict = rules.classify("READ MORE Something")
-    assert verdict is None or verdict[0].name != "read-more"
+def test_sources_are_validated_by_name_and_location(tmp_path: Path) -> None:
+    bad = config(tmp_path, "sources:\n  - {name: 'has space', location: /x}\n  - {name: b, location: 's3://UP/x'}\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(config=bad, env={})
+    assert "sources.0.name (from" in str(err.value) and "sources.1.location (from" in str(err.value)

@@ -10,12 +10,8 @@ from hypothesis import strategies as st
 
 from ingest.errors import InputError, InvalidDocument
 from ingest.models import Content
-from ingest.pipeline import prepare
-from ingest.settings import load_settings
-from ingest.split import Rules, paragraphs, split
-from tests.conftest import EXAMPLES, SEED, need_shared
-
-RULES: Rules = load_settings(env={}).rules
+from ingest.split import paragraphs, split
+from tests.conftest import EXAMPLES, RULES, SEED, need_shared, prepared
 
 
 def kept_lines(content: Content) -> list[str]:
@@ -43,12 +39,12 @@ def assert_nothing_lost(text: str, content: Content, headline_repeated: bool) ->
 
 def test_seed_splits_into_story_links_heading_and_footer() -> None:
     data = need_shared(SEED).read_bytes()
-    prepared = prepare(data, SEED.name, RULES)
-    doc = prepared.content
+    result = prepared(data, SEED.name, RULES)
+    doc = result.content
     text = data.decode("utf-8")
     paras = [p for p in text.split("\n\n") if p.strip()]
     assert doc.headline == "Iran Offers Iraq ‘Everything it Needs’"
-    assert prepared.source.headline_repeated is True
+    assert result.source.headline_repeated is True
     story = [p for p in paras[2:] if not p.startswith(("READ MORE", "Related from", "Like us"))]
     assert len(story) == 18
     assert [b.text for b in doc.body] == story  # byte-exact, curly quotes and dashes intact
@@ -74,13 +70,13 @@ def test_seed_splits_into_story_links_heading_and_footer() -> None:
 
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.txt")), ids=lambda p: p.name)
 def test_examples_parse_with_nothing_lost(path) -> None:  # type: ignore[no-untyped-def]
-    prepared = prepare(path.read_bytes(), path.name, RULES)
+    result = prepared(path.read_bytes(), path.name, RULES)
     from ingest.reader import decode
 
     text = decode(path.read_bytes(), path.name).text
-    assert prepared.content.body
-    assert prepared.content.related_links
-    assert_nothing_lost(text, prepared.content, prepared.source.headline_repeated)
+    assert result.content.body
+    assert result.content.related_links
+    assert_nothing_lost(text, result.content, result.source.headline_repeated)
 
 
 def test_heading_takes_the_headlines_under_it_but_not_a_sentence() -> None:
@@ -175,7 +171,7 @@ def test_one_paragraph_a_line_when_there_are_no_blank_lines() -> None:
 )
 def test_a_document_needs_a_headline_and_a_body_paragraph(text: str, check: str) -> None:
     with pytest.raises(InvalidDocument) as err:
-        prepare(text.encode(), "story.txt", RULES)
+        prepared(text.encode(), "story.txt", RULES)
     assert err.value.check == check
     assert str(err.value).startswith("story.txt: ")
 
@@ -209,12 +205,12 @@ _lines = st.lists(st.one_of(_words, _module_lines), min_size=0, max_size=40)
 def test_property_every_line_lands_in_exactly_one_place(lines: list[str], newline: str) -> None:
     text = newline.join(lines)
     try:
-        prepared = prepare(text.encode("utf-8"), "p.txt", RULES)
+        result = prepared(text.encode("utf-8"), "p.txt", RULES)
     except InputError:
         return
-    assert_nothing_lost(text, prepared.content, prepared.source.headline_repeated)
-    for item in [*prepared.content.related_links, *prepared.content.module_headings, *prepared.content.boilerplate]:
-        assert 0 <= item.position <= len(prepared.content.body)
+    assert_nothing_lost(text, result.content, result.source.headline_repeated)
+    for item in [*result.content.related_links, *result.content.module_headings, *result.content.boilerplate]:
+        assert 0 <= item.position <= len(result.content.body)
 
 
 @settings(max_examples=300, deadline=None)
@@ -222,7 +218,7 @@ def test_property_every_line_lands_in_exactly_one_place(lines: list[str], newlin
 def test_property_any_bytes_give_a_document_or_our_error_deterministically(data: bytes) -> None:
     def run() -> object:
         try:
-            p = prepare(data, "any.txt", RULES)
+            p = prepared(data, "any.txt", RULES)
         except InputError as exc:
             return ("error", str(exc))
         return ("doc", p.content.sha256())

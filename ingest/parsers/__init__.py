@@ -2,17 +2,22 @@
 
 Adding a format is one new module exposing a ``Parser`` plus one line in ``_BUILTIN``. The registry
 refuses two formats of one name, and ``ingest formats`` lists what is registered.
+
+A parser only reads: it returns a ``Draft``, and ``ingest.compose`` makes the document out of it with the
+module rules. Format modules import none of each other; what several formats share lives in private
+helpers that know no format (``_values``, ``_json``, ``_xml``, ``_markup``) or in a vocabulary module
+(``_nitf``: NITF, which arrives on its own and inside ninjs and NewsML-G2).
 """
 
 from __future__ import annotations
 
 from pathlib import PurePath
 
-from ingest.errors import ConfigError, ParseError
+from ingest.errors import Check, ConfigError, ParseError
 from ingest.parsers import frontmatter, json_input, newsml_g2, ninjs, nitf, text
-from ingest.parsers.base import Parsed, Parser
+from ingest.parsers.base import Draft, Parser
 
-__all__ = ["Parsed", "Parser", "Registry", "registry"]
+__all__ = ["Draft", "Parser", "Registry", "registry"]
 
 
 class Registry:
@@ -50,7 +55,7 @@ class Registry:
                 return parser
         if "text" in self._parsers:
             return self._parsers["text"]
-        raise ParseError(file_name, "no input format recognises this file", check="format")
+        raise ParseError(file_name, "no input format recognises this file", check=Check.FORMAT)
 
 
 # Order matters only for ties: content no parser claims goes to the first one listing its file ending.

@@ -1,16 +1,20 @@
-"""Body blocks out of markup: HTML strings (ninjs bodies) and XML trees (NITF, XHTML in NewsML-G2).
+"""Body blocks out of markup: HTML strings and XML element trees (XHTML, NITF bodies).
 
 Both feed one ``BlockBuilder`` with start tag, text and end tag events, so HTML and XML bodies are read
 by the same rules:
 
 * ``p``, ``li``, ``blockquote``, table rows and the like end a paragraph; text between them is one too;
-* ``h1``-``h6`` and NITF ``hl2`` are sub-headings;
+* ``h1``-``h6`` and ``hl2`` are sub-headings;
 * ``br`` breaks a line inside a paragraph; ``pre`` keeps its lines, blank lines separate paragraphs;
 * table cells in a row are joined with " | ";
 * media, captions, scripts and styles are not story text and are left out;
-* everything else is inline: its text runs on (NITF ``person``, ``org``, ``chron``; ``a``, ``em``).
+* everything else is inline: its text runs on (``a``, ``em``; ``person``, ``org``, ``chron``).
 
 Markup whitespace is collapsed: a paragraph is its text as a reader sees it, not the source's wrapping.
+The element names are those of HTML and of NITF's body markup together: they do not clash, and wire bodies
+of every format mix them (ninjs and NewsML-G2 carry NITF bodies, NITF bodies carry HTML headings), so one
+builder reads any body without being told where it came from. Where a format keeps its body and headline
+is the format's business (``_nitf`` for NITF), not this module's.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from __future__ import annotations
 from html.parser import HTMLParser
 
 from ingest.errors import ParseError, printable
-from ingest.parsers._common import RawBlock, collapse
+from ingest.parsers._values import collapse
+from ingest.parsers.base import RawBlock
 
 _BLOCKS = frozenset(
     (
@@ -101,7 +106,7 @@ class BlockBuilder:
         if self._heading:
             heading = collapse(text)
             if heading:
-                self.blocks.append(("heading", heading))
+                self.blocks.append(RawBlock("heading", heading))
             return
         if self._pre:
             # Preformatted wire copy: its own lines, paragraphs separated by blank lines.
@@ -110,13 +115,13 @@ class BlockBuilder:
                 if line.strip():
                     paragraph.append(line.rstrip())
                 elif paragraph:
-                    self.blocks.append(("paragraph", "\n".join(paragraph)))
+                    self.blocks.append(RawBlock("paragraph", "\n".join(paragraph)))
                     paragraph = []
             return
         lines = [collapse(line) for line in text.split("\n")]
         kept = [line for line in lines if line]
         if kept:
-            self.blocks.append(("paragraph", "\n".join(kept)))
+            self.blocks.append(RawBlock("paragraph", "\n".join(kept)))
 
 
 class _HTMLBlocks(HTMLParser):

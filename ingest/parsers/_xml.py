@@ -1,4 +1,4 @@
-"""Safe XML for the wire formats, and namespace-agnostic access to what NITF and NewsML-G2 share.
+"""Safe XML parsing, and namespace-agnostic access to elements, for any XML format.
 
 Parsing goes through defusedxml: entity declarations and external references are refused, so an
 entity bomb or an XXE payload never expands and nothing is fetched. A ``<!DOCTYPE>`` that only names
@@ -7,8 +7,8 @@ because the DTD is never read; a DOCTYPE with an internal subset (where entities
 refused outright. Input arrives as text already decoded by the reader, so an XML declaration's
 ``encoding`` is not used (the reader's recorded rule decides).
 
-Tags are compared by local name: wire XML comes with and without namespaces (NITF inside NewsML-G2 is
-in the NITF namespace; standalone NITF usually in none).
+Tags are compared by local name: wire XML comes with and without namespaces (the same vocabulary is
+namespaced when embedded in another document and often not when it stands alone).
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from typing import cast
 
 from defusedxml.ElementTree import DefusedXMLParser  # type: ignore[import-untyped]  # ships no type hints
 
-from ingest.errors import ParseError
-from ingest.parsers._common import RawBlock, collapse, unique
+from ingest.errors import Check, ParseError
 from ingest.parsers._markup import BlockBuilder
+from ingest.parsers._values import collapse
+from ingest.parsers.base import RawBlock
 
 REFUSED = "refused: XML with a DTD/entities is not accepted"
 # The first element's name after the prolog (declaration, comments, processing instructions, DOCTYPE).
@@ -47,12 +48,12 @@ def parse(text: str, name: str) -> ET.Element:
         parser.feed(text)
         return cast(ET.Element, parser.close())
     except _Refused as exc:
-        raise ParseError(name, f"{REFUSED} ({exc})", check="xml-security") from None
+        raise ParseError(name, f"{REFUSED} ({exc})", check=Check.XML_SECURITY) from None
     except ET.ParseError as exc:
         raise ParseError(name, f"not well-formed XML: {exc}") from None
     except ValueError as exc:
         # defusedxml's EntitiesForbidden / ExternalReferenceForbidden are ValueErrors too.
-        raise ParseError(name, f"{REFUSED} ({type(exc).__name__})", check="xml-security") from None
+        raise ParseError(name, f"{REFUSED} ({type(exc).__name__})", check=Check.XML_SECURITY) from None
 
 
 def _doctype(name: str, sysid: str | None, pubid: str | None, has_internal_subset: int) -> None:
@@ -102,7 +103,7 @@ def attr(element: ET.Element | None, name: str) -> str | None:
 
 
 def blocks(element: ET.Element) -> list[RawBlock]:
-    """Body blocks of an XHTML or NITF body element (see ``_markup`` for the rules)."""
+    """Body blocks of a markup body element, XHTML or NITF (see ``_markup`` for the rules)."""
     builder = BlockBuilder()
     for kind, value in _events(element):
         if kind == "start":
@@ -130,39 +131,3 @@ def _events(root: ET.Element) -> Iterator[tuple[str, str]]:
             yield "text", element.text
         stack.append((element, True))
         stack.extend((sub, False) for sub in reversed(element))
-
-
-# ---------------------------------------------------------------------------------------------- NITF
-
-
-def nitf_headline(nitf: ET.Element) -> str | None:
-    """The ``hl1`` in ``body.head`` (inside ``hedline``), else ``head/title``."""
-    hl1 = next(descendants(child(nitf, "body", "body.head"), "hl1"), None)
-    return text_of(hl1) or text_of(child(nitf, "head", "title"))
-
-
-def nitf_byline(nitf: ET.Element) -> str | None:
-    """``body.head/byline`` (several are joined with "; "); a ``byttl`` job title follows after a comma."""
-    bylines = [_byline(b) for b in children(child(nitf, "body", "body.head"), "byline")]
-    return "; ".join(unique(bylines)) or None
-
-
-def _byline(byline: ET.Element) -> str | None:
-    # Parts are joined with spaces: bylines mark up names ("By<person>Ann Lee</person>") without them.
-    names, titles = [byline.text or ""], []
-    for sub in byline:
-        if local(sub.tag) == "byttl":
-            titles.append(text_of(sub))
-        else:
-            names.append(" ".join(sub.itertext()))
-        names.append(sub.tail or "")
-    name = collapse(" ".join(names)).replace(" ,", ",").rstrip(" ,")
-    return ", ".join(part for part in [name, *titles] if part) or None
-
-
-def nitf_blocks(nitf: ET.Element) -> list[RawBlock]:
-    """The story: every ``body.content`` in order (``body.head`` and ``body.end`` are not story text)."""
-    out: list[RawBlock] = []
-    for content in children(child(nitf, "body"), "body.content"):
-        out.extend(blocks(content))
-    return out

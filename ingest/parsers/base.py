@@ -1,33 +1,101 @@
-"""What every input format provides, and what it hands to the pipeline."""
+"""What every input format provides (a ``Parser``) and what it hands on (a ``Draft``).
+
+A parser only reads: it turns decoded text into a ``Draft`` (the input's headline, body, metadata and
+identity hints, as the input states them) and knows nothing about module rules. ``ingest.compose`` makes
+the document out of a draft: it splits the body from its modules, applies the limits and the headline
+and body rules, and accounts for every line. So golden tests can check a parser's draft on its own.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from datetime import datetime
+from typing import Literal, NamedTuple, Protocol
 
-from ingest.models import Content
 from ingest.reader import Decoded
-from ingest.split import Rules
+
+BlockKind = Literal["paragraph", "heading"]
+
+
+class RawBlock(NamedTuple):
+    """One body block as a format reads it, in reading order."""
+
+    #: ``paragraph`` (story text, or lines the splitter may find to be modules) or ``heading`` (a sub-heading).
+    kind: BlockKind
+    #: The block's text; a paragraph's lines are joined by LF.
+    text: str
 
 
 @dataclass(frozen=True)
-class Parsed:
-    """A parsed article: its content plus what the input says about identity and versioning."""
+class Link:
+    """A related link the input lists apart from its body (``json`` ``related_links``)."""
 
-    content: Content
-    headline_repeated: bool = False
-    #: Identity, version and correction hints carried by the input itself (front matter, wire headers).
-    #: ``version`` is the input's own version: an integer ("3") or an ISO 8601 timestamp; an incoming
-    #: item whose version is older than the stored one's is ``stale``.
+    title: str
+    url: str | None = None
+    #: The teaser label as written ("SEE ALSO"), if any.
+    label: str | None = None
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A parser's reading of one input, before any module rule is applied.
+
+    The body comes in one of two layouts. ``lines`` (not None): the plain-text layout, the text's own lines,
+    blank lines included, in which paragraphs are separated by blank lines. Otherwise ``blocks``: paragraphs
+    and sub-headings as the format marks them. Either way nothing has been taken out yet: related-link
+    modules, calls to action and a repeated headline are still in the body; ``compose`` finds them.
+    """
+
+    #: The headline as the input states it (whitespace as written; compose collapses it). None when the
+    #: input states none: in the plain-text layout the headline is then the first line of ``lines`` that is
+    #: not a module; with ``blocks`` the document has no headline and is refused.
+    headline: str | None = None
+    #: The body in the plain-text layout (see above); None when the body is ``blocks``.
+    lines: tuple[str, ...] | None = None
+    #: The body as ordered blocks, when ``lines`` is None.
+    blocks: tuple[RawBlock, ...] = ()
+    #: Related links listed apart from the body; compose places them after it.
+    links: tuple[Link, ...] = ()
+    #: True when ``lines`` is Markdown: a first line such as ``# Title`` gives the headline ``Title``.
+    markdown: bool = False
+
+    # Metadata, as the input gives it (None when it does not).
+    #: Author credit ("By Ann Lee, City Hall Reporter").
+    byline: str | None = None
+    #: Desk or section.
+    section: str | None = None
+    #: Keywords and subject names, duplicates left out, in the input's order.
+    tags: tuple[str, ...] = ()
+    #: BCP 47 language tag.
+    language: str | None = None
+    #: Canonical URL of the article.
+    url: str | None = None
+    #: First publication time, timezone-aware.
+    published_at: datetime | None = None
+    #: Last update time stated by the input, timezone-aware.
+    updated_at: datetime | None = None
+    #: The source withdrew (killed) the story; such a notice may have no body at all.
+    withdrawn: bool = False
+
+    # Identity and versioning hints carried by the input itself (front matter, wire headers).
+    #: The input's own article id (made key-safe later); None: the file name decides.
     id: str | None = None
+    #: The input's own version: an integer ("3") or an ISO 8601 UTC timestamp; an incoming item whose version
+    #: is older than the stored one's is ``stale``.
     version: str | None = None
     #: A correction note (front-matter ``note``, NewsML-G2 ``edNote`` with a ``sig:correction`` signal).
     note: str | None = None
+    #: Who made the correction.
     editor: str | None = None
+
+    # Where the format looked, for refusals of a stated headline or body ("has no headline (hedline/hl1 is
+    # missing or empty)"). The plain-text layout's refusals have their own wording and do not use them.
+    headline_from: str = "headline"
+    body_from: str = "body"
 
 
 class Parser(Protocol):
-    """One input format. Parsers are pure: text in, ``Parsed`` out, ``InputError`` for bad input."""
+    """One input format. Parsers are pure: decoded text in, ``Draft`` out, ``InputError`` for bad input."""
 
     #: Name shown by ``ingest formats`` and recorded as ``source.format``.
     name: str
@@ -40,6 +108,6 @@ class Parser(Protocol):
         """True when the text looks like this format."""
         ...
 
-    def parse(self, decoded: Decoded, name: str, rules: Rules) -> Parsed:
-        """Parse decoded text from the file ``name``."""
+    def parse(self, decoded: Decoded, name: str) -> Draft:
+        """Read decoded text from the file ``name`` (used in messages)."""
         ...

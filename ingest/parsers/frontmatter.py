@@ -3,7 +3,8 @@
 The text after the front matter has the plain-text layout (headline line, paragraphs). A ``headline``
 key replaces that line: the text is then all body, except that a first line repeating the headline is
 dropped and noted, as in plain text. A Markdown ``# `` before the headline is not part of it. A ``.md``
-file without front matter is plain text.
+file without front matter is plain text. The parser reads; ``compose`` applies that layout (the draft
+says the lines are Markdown), as it does for plain text.
 
 Keys: ``id``, ``headline``, ``byline``, ``dates`` (``published``, ``updated``), ``section``, ``tags``,
 ``language``, ``url``, ``version`` (an integer or an ISO 8601 timestamp), ``note`` and ``editor``
@@ -16,22 +17,18 @@ them, and they are how a small file expands into a huge one), and only up to ``M
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from ingest.errors import InvalidDocument, ParseError, printable
-from ingest.parsers._common import field_error, finish, unique, version_hint, when
-from ingest.parsers.base import Parsed
-from ingest.parsers.text import parse_lines
+from ingest.errors import ParseError, describe_validation, printable
+from ingest.parsers._values import unique, version_hint, when
+from ingest.parsers.base import Draft
 from ingest.reader import Decoded
-from ingest.split import Rules, Split, split
 
 MAX_FRONT_MATTER = 64 * 1024
-_MARKDOWN_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)(?:\s+#+)?\s*$")
 
 
 class _Refused(yaml.YAMLError):
@@ -104,28 +101,14 @@ class FrontMatterParser:
         head = text[: 64 * 1024]
         return head.startswith("---\n") and ("\n---\n" in head[3:] or head[4:].startswith("---\n"))
 
-    def parse(self, decoded: Decoded, name: str, rules: Rules) -> Parsed:
+    def parse(self, decoded: Decoded, name: str) -> Draft:
         meta, rest = _front_matter(decoded.text.split("\n"), name)
-        if meta.headline is None:
-            plain = parse_lines(rest, name, rules)
-            text, repeated = plain.content, plain.headline_repeated
-            headline = _unmark(text.headline) or text.headline
-            parts = Split(list(text.body), list(text.related_links), list(text.module_headings), list(text.boilerplate))
-        else:
-            count = sum(1 for line in rest if line.strip())
-            if count > rules.max_lines:  # as plain text: bounded time and memory
-                reason = f"has {count:,} non-blank lines, above the {rules.max_lines:,} limit"
-                raise InvalidDocument(name, reason, check="size-limit")
-            headline = meta.headline.strip()
-            first = next((i for i, line in enumerate(rest) if line.strip()), None)
-            repeated = first is not None and _unmark(rest[first]) == headline
-            parts = split(rest[first + 1 :] if repeated and first is not None else rest, rules)
-        content = finish(
-            name,
-            headline,
-            parts,
-            headline_from="front matter headline and first line",
-            body_from="the text after the front matter",
+        version = meta.version
+        return Draft(
+            # No headline key: the text has the plain-text layout, Markdown marks and all.
+            headline=meta.headline,
+            lines=tuple(rest),
+            markdown=True,
             byline=meta.byline,
             section=meta.section,
             tags=unique(meta.tags),
@@ -133,15 +116,12 @@ class FrontMatterParser:
             url=meta.url,
             published_at=meta.dates.published,
             updated_at=meta.dates.updated,
-        )
-        version = meta.version
-        return Parsed(
-            content=content,
-            headline_repeated=repeated,
             id=meta.id,
             version=version_hint(version, version if isinstance(version, datetime) else None),
             note=meta.note,
             editor=meta.editor,
+            headline_from="front matter headline and first line",
+            body_from="the text after the front matter",
         )
 
 
@@ -183,7 +163,8 @@ def _front_matter(lines: list[str], name: str) -> tuple[_FrontMatter, list[str]]
     try:
         return _FrontMatter.model_validate(data), lines[end + 1 :]
     except ValidationError as exc:
-        raise field_error(name, exc, data, prefix="front matter ") from exc
+        field, reason = describe_validation(exc, data)
+        raise ParseError(name, f"front matter {field}: {reason}", field=field) from exc
 
 
 def _error(name: str, reason: str) -> ParseError:
@@ -193,12 +174,6 @@ def _error(name: str, reason: str) -> ParseError:
 def _at(exc: yaml.MarkedYAMLError) -> str:
     # Marks count from the YAML's first line, which is line 2 of the file.
     return f" (line {exc.problem_mark.line + 2})" if exc.problem_mark is not None else ""
-
-
-def _unmark(line: str) -> str:
-    """A Markdown ATX heading's text (``# Title`` -> ``Title``); other lines stripped."""
-    found = _MARKDOWN_HEADING.match(line)
-    return (found.group(1) if found else line).strip()
 
 
 PARSER = FrontMatterParser()

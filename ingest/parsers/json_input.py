@@ -3,29 +3,23 @@
 Body strings are paragraphs (lines inside one are kept) and go through module detection like plain
 text; ``{"type": "heading"}`` blocks are sub-headings. Links listed in ``related_links`` are placed
 after the body. Unknown keys are refused, naming the key.
+
+Content decides the format only for an object with ``headline`` and ``body`` whose every key is one of
+``InputArticle``'s own: any other key means another JSON format, or a typo. A ``.json`` file no format
+claims still comes here (the registry's file-ending fallback), and its unknown key is named.
 """
 
 from __future__ import annotations
 
 from pydantic import ValidationError
 
-from ingest.models import InputArticle, RelatedLink
-from ingest.parsers._common import (
-    RawBlock,
-    assemble,
-    drop_repeat,
-    field_error,
-    finish,
-    load_json_object,
-    sniff_json_object,
-    unique,
-    version_hint,
-    when,
-)
-from ingest.parsers.base import Parsed
-from ingest.parsers.ninjs import is_ninjs
+from ingest.models import InputArticle
+from ingest.parsers._json import field_error, load_json_object, sniff_json_object
+from ingest.parsers._values import unique, version_hint, when
+from ingest.parsers.base import Draft, Link, RawBlock
 from ingest.reader import Decoded
-from ingest.split import Rules
+
+_KEYS = frozenset(InputArticle.model_fields)
 
 
 class JSONParser:
@@ -35,28 +29,24 @@ class JSONParser:
 
     def sniff(self, text: str) -> bool:
         data = sniff_json_object(text)
-        return data is not None and "headline" in data and "body" in data and not is_ninjs(data)
+        return data is not None and "headline" in data and "body" in data and data.keys() <= _KEYS
 
-    def parse(self, decoded: Decoded, name: str, rules: Rules) -> Parsed:
+    def parse(self, decoded: Decoded, name: str) -> Draft:
         data = load_json_object(decoded.text, name)
         try:
             article = InputArticle.model_validate(data)
         except ValidationError as exc:
             raise field_error(name, exc, data) from exc
-        blocks: list[RawBlock] = [
-            ("paragraph", item) if isinstance(item, str) else (item.type, item.text) for item in article.body
-        ]
-        blocks, repeated = drop_repeat(blocks, article.headline)
-        parts = assemble(blocks, rules, name)
-        after = len(parts.body)
-        parts.related_links.extend(_link(link.title, link.url, link.label, after) for link in article.related_links)
         version = article.version if isinstance(article.version, int) else (article.version or "").strip() or None
-        content = finish(
-            name,
-            article.headline,
-            parts,
-            headline_from="headline",
-            body_from="body",
+        # The model has checked that a version string of other than digits is an ISO 8601 date-time.
+        timestamp = when(version) if isinstance(version, str) and not version.isdigit() else None
+        return Draft(
+            headline=article.headline,
+            blocks=tuple(
+                RawBlock("paragraph", item) if isinstance(item, str) else RawBlock(item.type, item.text)
+                for item in article.body
+            ),
+            links=tuple(Link(link.title, link.url, link.label) for link in article.related_links),
             byline=article.byline,
             section=article.section,
             tags=unique(article.tags),
@@ -64,22 +54,11 @@ class JSONParser:
             url=article.url,
             published_at=when(article.published_at) if article.published_at else None,
             updated_at=when(article.updated_at) if article.updated_at else None,
-        )
-        timestamp = when(version) if isinstance(version, str) and not version.isdigit() else None
-        return Parsed(
-            content=content,
-            headline_repeated=repeated,
             id=article.id,
             version=version_hint(version, timestamp),
             note=article.note,
             editor=article.editor,
         )
-
-
-def _link(title: str, url: str | None, label: str | None, position: int) -> RelatedLink:
-    # A listed link has no input line of its own; its text is how it would read as one.
-    text = " ".join(part for part in (f"{label}:" if label else None, title, url) if part)
-    return RelatedLink(title=title, url=url, label=label, position=position, text=text)
 
 
 PARSER = JSONParser()

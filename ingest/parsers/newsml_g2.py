@@ -18,23 +18,12 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from ingest.errors import ParseError
-from ingest.parsers import _xml
-from ingest.parsers._common import (
-    RawBlock,
-    assemble,
-    drop_repeat,
-    finish,
-    id_from_uri,
-    text_blocks,
-    unique,
-    version_hint,
-    when_field,
-)
+from ingest.errors import Check, ParseError
+from ingest.parsers import _nitf, _xml
 from ingest.parsers._markup import html_blocks
-from ingest.parsers.base import Parsed
+from ingest.parsers._values import id_from_uri, text_blocks, unique, version_hint, when_field
+from ingest.parsers.base import Draft, RawBlock
 from ingest.reader import Decoded
-from ingest.split import Rules
 
 _ITEMS = frozenset(("newsItem", "packageItem", "conceptItem", "knowledgeItem", "planningItem", "catalogItem"))
 _WITHDRAWN = frozenset(("canceled", "cancelled", "withdrawn"))
@@ -54,9 +43,9 @@ class NewsMLG2Parser:
         root = _xml.root_name(text)
         return root == "newsMessage" or root in _ITEMS
 
-    def parse(self, decoded: Decoded, name: str, rules: Rules) -> Parsed:
+    def parse(self, decoded: Decoded, name: str) -> Draft:
         root = _xml.parse(decoded.text, name)
-        return parse_item(_news_item(root, name), name, rules)
+        return _draft(_news_item(root, name), name)
 
 
 def _news_item(root: ET.Element, name: str) -> ET.Element:
@@ -65,18 +54,18 @@ def _news_item(root: ET.Element, name: str) -> ET.Element:
         return root
     if kind != "newsMessage":
         what = f"a NewsML-G2 {kind}" if kind in _ITEMS else f"<{kind}>"
-        raise ParseError(name, f"is {what}, not a newsItem: only news text items are ingested", check="format")
+        raise ParseError(name, f"is {what}, not a newsItem: only news text items are ingested", check=Check.FORMAT)
     items = list(_xml.descendants(root, "newsItem"))
     texts = [item for item in items if _is_text(item)]
     if len(texts) > 1:
         raise ParseError(
             name,
             f"newsMessage holds {len(texts)} text newsItems; one file is one article: split the message",
-            check="format",
+            check=Check.FORMAT,
         )
     if not texts:
         classes = ", ".join(unique(_item_class(item) for item in items)) or "none"
-        raise ParseError(name, f"newsMessage holds no text newsItem (item classes: {classes})", check="format")
+        raise ParseError(name, f"newsMessage holds no text newsItem (item classes: {classes})", check=Check.FORMAT)
     return texts[0]
 
 
@@ -89,43 +78,34 @@ def _is_text(item: ET.Element) -> bool:
     return (_item_class(item) or "").rsplit(":", 1)[-1].lower() == "text"
 
 
-def parse_item(item: ET.Element, name: str, rules: Rules) -> Parsed:
-    """A parsed ``newsItem`` element."""
+def _draft(item: ET.Element, name: str) -> Draft:
+    """What a ``newsItem`` element says."""
     meta = _xml.child(item, "itemMeta")
     about = _xml.child(item, "contentMeta")
     nitf = _inline_nitf(item)
     created = when_field(_xml.text_of(_xml.child(meta, "firstCreated")), name, "itemMeta/firstCreated")
     versioned = when_field(_xml.text_of(_xml.child(meta, "versionCreated")), name, "itemMeta/versionCreated")
     status = (_xml.attr(_xml.child(meta, "pubStatus"), "qcode") or "").rsplit(":", 1)[-1].lower()
-    language = _xml.attr(_xml.child(about, "language"), "tag") or _xml.attr(item, "lang")
-    headline = _xml.text_of(_xml.child(about, "headline")) or (_xml.nitf_headline(nitf) if nitf is not None else None)
-    byline = _xml.text_of(_xml.child(about, "by")) or (_xml.nitf_byline(nitf) if nitf is not None else None)
     tags = unique(
         [_xml.text_of(_xml.child(about, "slugline"))]
         + [_xml.text_of(k) for k in _xml.children(about, "keyword")]
         + [_label(s) for s in _xml.children(about, "subject")]
     )
-    blocks, repeated = drop_repeat(_body(item, nitf, name), headline)
-    content = finish(
-        name,
-        headline,
-        assemble(blocks, rules, name),
-        headline_from="contentMeta/headline",
-        body_from="contentSet inlineXML/inlineData",
-        byline=byline,
+    return Draft(
+        headline=_xml.text_of(_xml.child(about, "headline")) or (_nitf.headline(nitf) if nitf is not None else None),
+        blocks=tuple(_body(item, nitf, name)),
+        byline=_xml.text_of(_xml.child(about, "by")) or (_nitf.byline(nitf) if nitf is not None else None),
         tags=tags,
-        language=language,
+        language=_xml.attr(_xml.child(about, "language"), "tag") or _xml.attr(item, "lang"),
         published_at=created,
         updated_at=versioned,
         withdrawn=status in _WITHDRAWN,
-    )
-    return Parsed(
-        content=content,
-        headline_repeated=repeated,
         id=id_from_uri(_xml.attr(item, "guid")),
         # versionCreated first: some agencies' @version numbers are not sequential, times always are.
         version=version_hint(None, versioned) if versioned else version_hint(_xml.attr(item, "version"), None),
         note=_note(meta),
+        headline_from="contentMeta/headline",
+        body_from="contentSet inlineXML/inlineData",
     )
 
 
@@ -158,7 +138,7 @@ def _body(item: ET.Element, nitf: ET.Element | None, name: str) -> list[RawBlock
         contenttype = (_xml.attr(inline, "contenttype") or "").lower()
         if kind == "inlineXML":
             if nitf is not None and nitf in list(inline):
-                found = _xml.nitf_blocks(nitf)
+                found = _nitf.blocks(nitf)
             elif _is_text_markup(inline, contenttype):
                 found = _xml.blocks(inline)
             else:

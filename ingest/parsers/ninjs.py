@@ -18,28 +18,15 @@ from __future__ import annotations
 from typing import Any
 
 from ingest.errors import ParseError
-from ingest.parsers import _xml
-from ingest.parsers._common import (
-    RawBlock,
-    assemble,
-    drop_repeat,
-    finish,
-    id_from_uri,
-    list_field,
-    load_json_object,
-    sniff_json_object,
-    string_field,
-    text_blocks,
-    unique,
-    version_hint,
-    when_field,
-)
+from ingest.parsers import _nitf, _xml
+from ingest.parsers._json import list_field, load_json_object, sniff_json_object, string_field
 from ingest.parsers._markup import html_blocks
-from ingest.parsers.base import Parsed
+from ingest.parsers._values import id_from_uri, text_blocks, unique, version_hint, when_field
+from ingest.parsers.base import Draft, RawBlock
 from ingest.reader import Decoded
-from ingest.split import Rules
 
-#: Members only ninjs has; one of them at the top level makes a JSON object ninjs.
+#: Members only ninjs has; one of them at the top level makes a JSON object ninjs (``json`` claims only
+#: objects whose every key is its own, and none of these is).
 MARKERS = frozenset(
     (
         *("uri", "guid", "type", "headlines", "bodies", "by", "ednote"),
@@ -61,34 +48,27 @@ class NinjsParser:
         data = sniff_json_object(text)
         return data is not None and is_ninjs(data)
 
-    def parse(self, decoded: Decoded, name: str, rules: Rules) -> Parsed:
+    def parse(self, decoded: Decoded, name: str) -> Draft:
         data = load_json_object(decoded.text, name)
         versioned = when_field(_get(data, name, "versioncreated", "versionCreated"), name, "versioncreated")
         created = when_field(_get(data, name, "firstcreated", "firstCreated"), name, "firstcreated") or when_field(
             _get(data, name, "contentcreated", "contentCreated"), name, "contentcreated"
         )
-        headline = _headline(data, name)
-        blocks, repeated = drop_repeat(_body(data, name), headline)
-        content = finish(
-            name,
-            headline,
-            assemble(blocks, rules, name),
-            headline_from="headline/headlines",
-            body_from="body_*/bodies",
+        return Draft(
+            headline=_headline(data, name),
+            blocks=tuple(_body(data, name)),
             byline=_get(data, name, "by", "byline"),
             tags=unique([_get(data, name, "slugline"), *_keywords(data, name), *_subjects(data, name)]),
             language=_get(data, name, "language"),
             published_at=created,
             updated_at=versioned,
             withdrawn=(_get(data, name, "pubstatus", "pubStatus") or "").lower() in _WITHDRAWN,
-        )
-        return Parsed(
-            content=content,
-            headline_repeated=repeated,
             id=id_from_uri(_get(data, name, "uri") or _get(data, name, "guid")),
             version=version_hint(data.get("version"), versioned),
             # ednote is mostly distribution advice ("For global distribution"), not a correction:
             # it must not turn every update into a "corrected" version.
+            headline_from="headline/headlines",
+            body_from="body_*/bodies",
         )
 
 
@@ -127,7 +107,7 @@ def _body(data: dict[str, Any], name: str) -> list[RawBlock]:
     ranked = sorted((c for c in candidates if c[1].strip()), key=lambda c: 0 if _is_markup(c[0]) else 1)
     for contenttype, value in ranked:
         if "nitf" in contenttype:
-            found = _xml.nitf_blocks(_xml.parse(value, name))
+            found = _nitf.blocks(_xml.parse(value, name))
         elif _is_markup(contenttype):
             found = html_blocks(value, name)
         else:

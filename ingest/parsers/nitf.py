@@ -1,23 +1,24 @@
 """NITF 3.x (News Industry Text Format), the XML story format of many wires.
 
 Mapping: headline ``hedline/hl1`` (else ``head/title``); story ``body.content`` (``hl2`` sub-headings
-become heading blocks); ``byline``; ``docdata``: ``doc-id/@id-string`` is the id, ``ed-msg/@info`` the
-editor's note, ``management-status="canceled"`` withdraws, ``key-list/keyword`` and ``tobject.subject``
-are tags, ``date.issue`` is the version timestamp; ``pubdata``: ``date.publication`` (else
-``docdata/date.release``, else ``date.issue``) is the publication time, ``position.section`` the section,
-``ex-ref`` the URL; ``nitf/@baselang`` (or ``xml:lang``) the language.
+become heading blocks); ``byline``; ``docdata``: ``doc-id/@id-string`` is the id,
+``management-status="canceled"`` withdraws, ``key-list/keyword`` and ``tobject.subject`` are tags,
+``date.issue`` is the version timestamp; ``pubdata``: ``date.publication`` (else ``docdata/date.release``,
+else ``date.issue``) is the publication time, ``position.section`` the section, ``ex-ref`` the URL;
+``nitf/@baselang`` (or ``xml:lang``) the language. ``ed-msg`` is distribution advice more often than a
+correction and is not recorded as a correction note. Where the headline, byline and story sit is
+``_nitf``'s knowledge, shared with the formats that carry NITF bodies.
 """
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from ingest.errors import ParseError
-from ingest.parsers import _xml
-from ingest.parsers._common import assemble, drop_repeat, finish, unique, version_hint, when_field
-from ingest.parsers.base import Parsed
+from ingest.errors import Check, ParseError
+from ingest.parsers import _nitf, _xml
+from ingest.parsers._values import unique, version_hint, when_field
+from ingest.parsers.base import Draft
 from ingest.reader import Decoded
-from ingest.split import Rules
 
 
 class NITFParser:
@@ -28,15 +29,14 @@ class NITFParser:
     def sniff(self, text: str) -> bool:
         return _xml.root_name(text) == "nitf"
 
-    def parse(self, decoded: Decoded, name: str, rules: Rules) -> Parsed:
+    def parse(self, decoded: Decoded, name: str) -> Draft:
         root = _xml.parse(decoded.text, name)
         if _xml.local(root.tag) != "nitf":
-            raise ParseError(name, f"root element is <{_xml.local(root.tag)}>, not <nitf>", check="format")
-        return parse_nitf(root, name, rules)
+            raise ParseError(name, f"root element is <{_xml.local(root.tag)}>, not <nitf>", check=Check.FORMAT)
+        return _draft(root, name)
 
 
-def parse_nitf(nitf: ET.Element, name: str, rules: Rules) -> Parsed:
-    """A parsed ``<nitf>`` element."""
+def _draft(nitf: ET.Element, name: str) -> Draft:
     head = _xml.child(nitf, "head")
     docdata = _xml.child(head, "docdata")
     pubdata = _xml.child(head, "pubdata")
@@ -50,28 +50,21 @@ def parse_nitf(nitf: ET.Element, name: str, rules: Rules) -> Parsed:
         [_xml.attr(k, "key") or _xml.text_of(k) for k in _xml.descendants(_xml.child(docdata, "key-list"), "keyword")]
         + [_subject(s) for s in _xml.descendants(_xml.child(head, "tobject"), "tobject.subject")]
     )
-    headline = _xml.nitf_headline(nitf)
-    blocks, repeated = drop_repeat(_xml.nitf_blocks(nitf), headline)
-    content = finish(
-        name,
-        headline,
-        assemble(blocks, rules, name),
-        headline_from="hedline/hl1 and head/title",
-        body_from="body.content",
-        byline=_xml.nitf_byline(nitf),
+    return Draft(
+        headline=_nitf.headline(nitf),
+        blocks=tuple(_nitf.blocks(nitf)),
+        byline=_nitf.byline(nitf),
         section=_xml.attr(pubdata, "position.section"),
         tags=tags,
         language=_xml.attr(nitf, "baselang") or _xml.attr(nitf, "lang"),
         url=_xml.attr(pubdata, "ex-ref"),
         published_at=published,
         withdrawn=(_xml.attr(docdata, "management-status") or "").lower() in {"canceled", "cancelled"},
-    )
-    return Parsed(
-        content=content,
-        headline_repeated=repeated,
         id=_xml.attr(_xml.child(docdata, "doc-id"), "id-string"),
         version=version_hint(None, issued),
         # ed-msg is distribution advice more often than a correction: not recorded as a correction note.
+        headline_from="hedline/hl1 and head/title",
+        body_from="body.content",
     )
 
 

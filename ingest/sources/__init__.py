@@ -2,17 +2,22 @@
 
 A source lists candidates, reads one, and after the pipeline has durably stored (or refused) it,
 moves it to ``processed/`` or ``failed/`` (with ``<name>.error.json`` beside it). Nothing is moved
-or deleted before its document is stored. ``open_source`` picks the module from the location.
+or deleted before its document is stored. ``open_source`` picks the module from the location. A file
+replaced after it was read raises ``ingest.errors.SourceChanged`` and stays for the next run.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from fnmatch import fnmatch
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from ingest.settings import SourceSettings
+from ingest.settings import Settings, SourceSettings
+
+if TYPE_CHECKING:
+    from ingest.stores.base import Store
 
 #: Names never taken: hidden files and the temporary names of half-written uploads.
 IGNORED = (".*", "*.part", "*.tmp", "*.crdownload", "*.swp", "*~")
@@ -34,10 +39,6 @@ class Candidate:
     refusal: str | None = None
     #: The listed entry is a symlink (inside the folder); anything else must not become one later.
     is_link: bool = False
-
-
-class SourceChanged(Exception):
-    """The file was replaced or removed after it was read: it is left where it is for the next run."""
 
 
 @dataclass(frozen=True)
@@ -72,11 +73,21 @@ class Source(Protocol):
         ...
 
 
-def open_source(settings: SourceSettings, attempts: int = 6, max_seconds: float = 60.0) -> Source:
-    if settings.is_s3:
+def open_source(
+    source: SourceSettings, settings: Settings | None = None, open_store: Callable[[str], Store] | None = None
+) -> Source:
+    """The source at ``source.location``. An S3 inbox reads through ``open_store(bucket)`` (default: an
+    ``S3Store`` with the settings' retry budget), so tests can hand it an in-memory store."""
+    if source.is_s3:
         from ingest.sources.s3inbox import S3Inbox
 
-        return S3Inbox(settings, attempts=attempts, max_seconds=max_seconds)
+        bucket = source.location[len("s3://") :].partition("/")[0]
+        if open_store is not None:
+            return S3Inbox(source, open_store(bucket))
+        from ingest.stores.s3 import S3Store
+
+        conf = settings or Settings()
+        return S3Inbox(source, S3Store(bucket, attempts=conf.retry_attempts, max_seconds=conf.retry_max_seconds))
     from ingest.sources.folder import Folder
 
-    return Folder(settings)
+    return Folder(source)

@@ -12,10 +12,10 @@ import os
 from datetime import datetime
 from pathlib import Path
 
-from ingest.errors import ConfigError, ReadError, SourceError
+from ingest.errors import Check, ConfigError, ReadError, SourceChanged, SourceError
 from ingest.reader import read_file
 from ingest.settings import SourceSettings
-from ingest.sources import Candidate, Scan, SourceChanged, ignored
+from ingest.sources import Candidate, Scan, ignored
 
 PROCESSED, FAILED = "processed", "failed"
 
@@ -67,13 +67,12 @@ class Folder:
             return None
         # Checked again at read time: a link swapped in after the scan must not lead outside.
         if candidate.is_link and not self._inside(path, self.root.resolve()):
-            raise ReadError(
-                candidate.display, "is a symlink pointing outside the drop folder; it is not followed", check="refused"
-            )
+            reason = "is a symlink pointing outside the drop folder; it is not followed"
+            raise ReadError(candidate.display, reason, check=Check.REFUSED)
         try:
             data, info = read_file(path, max_bytes, follow_symlinks=candidate.is_link)
         except ReadError as exc:
-            if exc.check == "missing":
+            if exc.check == Check.MISSING:
                 return None
             raise
         self._read_as[candidate.ref] = _identity(info)

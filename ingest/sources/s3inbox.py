@@ -9,21 +9,22 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from ingest.errors import ReadError
+from ingest.errors import Check, ReadError, SourceChanged, StoreError
 from ingest.reader import human_size
 from ingest.settings import SourceSettings
-from ingest.sources import Candidate, Scan, SourceChanged, ignored
-from ingest.stores.s3 import S3Store
+from ingest.sources import Candidate, Scan, ignored
+from ingest.stores.base import Store
 
 PROCESSED, FAILED = "processed/", "failed/"
 
 
 class S3Inbox:
-    def __init__(self, settings: SourceSettings, *, attempts: int = 6, max_seconds: float = 60.0) -> None:
+    def __init__(self, settings: SourceSettings, store: Store) -> None:
         self.settings = settings
-        bucket, _, prefix = settings.location[len("s3://") :].partition("/")
+        prefix = settings.location[len("s3://") :].partition("/")[2]
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
-        self.store = S3Store(bucket, attempts=attempts, max_seconds=max_seconds)
+        #: The inbox's bucket (its own, or the document bucket under another prefix).
+        self.store = store
         # ETag of each object as read: a re-upload since then is neither moved nor deleted.
         self._read_as: dict[str, str] = {}
 
@@ -39,14 +40,13 @@ class S3Inbox:
 
     def read(self, candidate: Candidate, max_bytes: int) -> bytes | None:
         if candidate.size > max_bytes:
-            raise ReadError(
-                candidate.display, f"is {candidate.size} bytes, above the {max_bytes}-byte limit", check="size-limit"
-            )
+            reason = f"is {candidate.size} bytes, above the {max_bytes}-byte limit"
+            raise ReadError(candidate.display, reason, check=Check.SIZE_LIMIT)
         stored = self.store.get(candidate.ref)
         if stored is None:
             return None
         if len(stored.body) > max_bytes:
-            raise ReadError(candidate.display, f"grew past the {human_size(max_bytes)} limit", check="size-limit")
+            raise ReadError(candidate.display, f"grew past the {human_size(max_bytes)} limit", check=Check.SIZE_LIMIT)
         self._read_as[candidate.ref] = stored.etag
         return stored.body
 
@@ -85,7 +85,13 @@ class S3Inbox:
 
     def _move(self, source: str, target: str) -> None:
         etag = self._read_as.pop(source, None)
-        if not self.store.copy(source, target, if_match=etag):
+        try:
+            copied = self.store.copy(source, target, if_match=etag)
+        except StoreError as exc:
+            if exc.status != 404:
+                raise
+            raise SourceChanged(f"s3://{self.store.bucket}/{source} was removed after it was read") from None
+        if not copied:
             raise SourceChanged(f"s3://{self.store.bucket}/{source} changed after it was read")
         # Conditional too: a re-upload that landed after our copy stays for the next run.
         self.store.delete(source, if_match=etag)

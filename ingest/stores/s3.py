@@ -5,7 +5,9 @@
 Endpoint, region and credentials come the standard AWS way (``AWS_ENDPOINT_URL``, ``AWS_PROFILE``,
 ``AWS_ACCESS_KEY_ID``...), read by boto3 itself. Every botocore error is translated here, once:
 transient ones are retried by ``ingest.retry``; a lost condition (412) is an answer, not an error;
-anything else becomes ``StoreError`` with the operation, key and status.
+anything else becomes a ``StoreError`` with the operation, key and status: ``StoreUnavailable`` when
+retrying ran out (unreachable, 5xx, throttled), ``StoreDenied`` when a person must act (credentials,
+policy, missing bucket), plain ``StoreError`` otherwise. ``S3Store`` implements ``ingest.stores.base.Store``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
@@ -24,16 +25,23 @@ from botocore.exceptions import (
     ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    HTTPClientError,
     NoCredentialsError,
     ReadTimeoutError,
 )
+from botocore.exceptions import ConnectionError as BotoConnectionError
 from urllib3.exceptions import ProtocolError
 
-from ingest.errors import StoreError
+from ingest.errors import StoreDenied, StoreError, StoreUnavailable
 from ingest.retry import policy
+from ingest.stores.base import Stored
+
+__all__ = ["S3Store", "Stored", "is_transient"]
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+    from ingest.stores.base import Store
 
 log = logging.getLogger("ingest.store")
 T = TypeVar("T")
@@ -53,14 +61,9 @@ _TRANSIENT_CODES = frozenset(
 )
 _TRANSIENT_STATUS = frozenset({500, 502, 503, 504})
 _TRANSIENT_EXC = (EndpointConnectionError, ConnectionClosedError, ConnectTimeoutError, ReadTimeoutError, ProtocolError)
-
-
-@dataclass(frozen=True)
-class Stored:
-    """An object read back: its bytes and its ETag (for ``If-Match``)."""
-
-    body: bytes
-    etag: str
+# Not every one of these is retried (an SSL or proxy failure is not), but each means the server was not reached.
+_UNREACHABLE_EXC = (BotoConnectionError, HTTPClientError, ProtocolError)
+_DENIED_CODES = frozenset({"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"})
 
 
 def _status(exc: ClientError) -> int | None:
@@ -87,6 +90,11 @@ def _is_precondition(exc: ClientError) -> bool:
 
 def _is_missing(exc: ClientError) -> bool:
     return _status(exc) == 404 or _code(exc) in {"NoSuchKey", "404", "NotFound"}
+
+
+def _no_such_key(exc: ClientError) -> bool:
+    """The object is missing (not the bucket: that is an error, never an answer)."""
+    return _is_missing(exc) and _code(exc) != "NoSuchBucket"
 
 
 class S3Store:
@@ -129,28 +137,30 @@ class S3Store:
         except ClientError as exc:
             raise self._translate(exc, what, key) from exc
         except NoCredentialsError as exc:
-            raise StoreError(
+            raise StoreDenied(
                 "no S3 credentials found (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE)",
                 operation=what,
                 key=key,
             ) from exc
         except (BotoCoreError, ProtocolError) as exc:
-            raise StoreError(
-                f"storage unreachable: {what} failed after retrying: {exc}", operation=what, key=key
-            ) from exc
+            kind = StoreUnavailable if isinstance(exc, _UNREACHABLE_EXC) else StoreError
+            raise kind(f"storage unreachable: {what} failed after retrying: {exc}", operation=what, key=key) from exc
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
     def _translate(self, exc: ClientError, what: str, key: str) -> StoreError:
         status, code = _status(exc), _code(exc)
+        kind: type[StoreError]
         if is_transient(exc):
-            reason = f"storage kept failing ({code or status}) after retrying"
-        elif status == 403 or code in {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"}:
-            reason = f"access denied ({code or status}): check the S3 credentials and bucket policy"
+            kind, reason = StoreUnavailable, f"storage kept failing ({code or status}) after retrying"
+        elif status == 403 or code in _DENIED_CODES:
+            kind, reason = StoreDenied, f"access denied ({code or status}): check the S3 credentials and bucket policy"
         elif code == "NoSuchBucket":
-            reason = f"bucket {self.bucket!r} does not exist"
+            # ensure_bucket creates a missing bucket when it may; missing after that, a person must act.
+            kind, reason = StoreDenied, f"bucket {self.bucket!r} does not exist"
         else:
-            reason = f"{code or 'error'} (HTTP {status})"
-        return StoreError(f"S3 {what}: {reason}", operation=what, key=key, status=status)
+            # Includes HEAD bucket's bare 404 (a HEAD reply has no error code): ensure_bucket reads ``status``.
+            kind, reason = StoreError, f"{code or 'error'} (HTTP {status})"
+        return kind(f"S3 {what}: {reason}", operation=what, key=key, status=status)
 
     # -------------------------------------------------------------- the API the pipeline uses
 
@@ -181,7 +191,7 @@ class S3Store:
             try:
                 resp = self.client.get_object(Bucket=self.bucket, Key=key)
             except ClientError as exc:
-                if _is_missing(exc) and _code(exc) != "NoSuchBucket":
+                if _no_such_key(exc):
                     return None
                 raise
             return Stored(body=resp["Body"].read(), etag=resp["ETag"])
@@ -195,7 +205,7 @@ class S3Store:
             try:
                 self.client.head_object(Bucket=self.bucket, Key=key)
             except ClientError as exc:
-                if _is_missing(exc) and _code(exc) != "NoSuchBucket":
+                if _no_such_key(exc):
                     return False
                 raise
             return True
@@ -230,7 +240,9 @@ class S3Store:
                     Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, **condition
                 )
             except ClientError as exc:
-                if _is_precondition(exc):
+                # If-Match on a missing key: AWS answers 404 NoSuchKey, SeaweedFS 412. Either way the
+                # object we read is not there any more: a lost condition, not an error.
+                if _is_precondition(exc) or ("IfMatch" in condition and _no_such_key(exc)):
                     return None
                 raise
             return str(resp.get("ETag") or '""')
@@ -248,8 +260,10 @@ class S3Store:
             except ClientError as exc:
                 if _is_precondition(exc):
                     return False
-                if _is_missing(exc) and _code(exc) != "NoSuchBucket":
-                    return True
+                if _no_such_key(exc):
+                    # Gone already: done, unless a condition was asked for, which a missing object
+                    # cannot meet (AWS answers 404 here, SeaweedFS 412: both are False).
+                    return not if_match
                 raise
             return True
 
@@ -257,7 +271,8 @@ class S3Store:
 
     def copy(self, source_key: str, target_key: str, if_match: str | None = None) -> bool:
         """Server-side copy inside the bucket (the bytes do not travel through us), only while the
-        source still has ETag ``if_match`` when given. False when it had changed."""
+        source still has ETag ``if_match`` when given. False when it had changed; a missing source is a
+        ``StoreError`` with status 404 (S3's ``NoSuchKey``)."""
 
         def send() -> bool:
             condition: dict[str, Any] = {"CopySourceIfMatch": if_match} if if_match else {}
@@ -296,3 +311,7 @@ class S3Store:
             if not page.get("IsTruncated"):
                 return
             token = page.get("NextContinuationToken")
+
+
+if TYPE_CHECKING:  # mypy proves S3Store keeps to the protocol
+    _: type[Store] = S3Store

@@ -1,0 +1,86 @@
+"""Every storage key ingest writes, built in one place.
+
+Under the configured prefix (fixed: CMSs, scripts and dashboards depend on it)::
+
+    articles/{id}/v{N}.json                   one immutable version, written once with If-None-Match: *
+    articles/{id}/latest.json                 the newest version, byte-identical to it
+    raw/{id}/v{N}{ext}                        the input file exactly as received
+    changes/{time}-{run}-{batch}.jsonl        changes feed: one object per batch, one line per new version
+    runs/{run-id}.json                        one report per run
+    locks/{source}/{hash}.json                a lease on one input file while a run works on it
+
+``STORE_FOLDERS`` lists the top-level folders, so an S3 inbox can be refused when it overlaps them.
+Pure functions only; the stores do the I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import PurePath
+
+#: Every top-level folder ingest writes under its prefix.
+STORE_FOLDERS = ("articles", "raw", "changes", "runs", "locks")
+#: Content types of archived raw inputs, by extension.
+_RAW_TYPES = {".json": "application/json", ".xml": "application/xml", ".txt": "text/plain", ".md": "text/markdown"}
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Storage keys of one article under a prefix."""
+
+    prefix: str
+    id: str
+
+    def version(self, n: int) -> str:
+        return f"{self.prefix}articles/{self.id}/v{n}.json"
+
+    @property
+    def latest(self) -> str:
+        return f"{self.prefix}articles/{self.id}/latest.json"
+
+    def raw(self, n: int, ext: str) -> str:
+        return f"{self.prefix}raw/{self.id}/v{n}{ext}"
+
+
+def raw_extension(file_name: str) -> str:
+    """The extension kept on the archived raw input: lowercase, key-safe, at most 16 characters."""
+    suffix = PurePath(file_name).suffix.lower()
+    return suffix if re.fullmatch(r"\.[a-z0-9]{1,15}", suffix) else ".bin" if suffix else ""
+
+
+def raw_content_type(ext: str) -> str:
+    """The Content-Type an archived raw input is stored with."""
+    return _RAW_TYPES.get(ext, "application/octet-stream")
+
+
+def changes_prefix(prefix: str) -> str:
+    """Where the changes feed lives."""
+    return f"{prefix}changes/"
+
+
+def changes_key(prefix: str, written_at: datetime, run_id: str, batch: int) -> str:
+    """One changes-feed object. Names sort by write time, so a reader can skip by name (``--since``)."""
+    return f"{changes_prefix(prefix)}{written_at.astimezone(UTC):%Y%m%dT%H%M%S%fZ}-{run_id}-{batch:05d}.jsonl"
+
+
+def changes_start_after(prefix: str, since: datetime) -> str:
+    """The listing start point that skips every changes object written before ``since``."""
+    return f"{changes_prefix(prefix)}{since.astimezone(UTC):%Y%m%dT%H%M%S}"
+
+
+def run_key(prefix: str, run_id: str) -> str:
+    """A run report."""
+    return f"{prefix}runs/{run_id}.json"
+
+
+def lock_key(prefix: str, source: str, ref: str) -> str:
+    """The lease on one input file (``ref``: its path or key) of a source."""
+    return f"{prefix}locks/{source}/{hashlib.sha256(ref.encode()).hexdigest()[:40]}.json"
+
+
+def store_folders(prefix: str) -> list[str]:
+    """Every top-level folder ingest writes, with the prefix: an inbox must not overlap any."""
+    return [f"{prefix}{folder}/" for folder in STORE_FOLDERS]

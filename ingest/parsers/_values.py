@@ -1,0 +1,99 @@
+"""Reading values the way every format needs them: whitespace, plain-text paragraphs, dates, versions, ids, tags.
+
+Format-agnostic: nothing here knows which format a value came from.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+
+from ingest.errors import printable
+from ingest.parsers.base import RawBlock
+
+log = logging.getLogger("ingest.parsers")
+_SPACE = re.compile(r"\s+")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:(?://)?")
+
+
+def collapse(text: str) -> str:
+    """Markup whitespace: runs of spaces, tabs and newlines are one space; no leading or trailing space."""
+    return _SPACE.sub(" ", text).strip()
+
+
+def text_blocks(text: str) -> list[RawBlock]:
+    """Plain-text body (paragraphs separated by blank lines) as paragraph blocks, line text unchanged."""
+    blocks: list[RawBlock] = []
+    current: list[str] = []
+    for line in [*text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), ""]:
+        if line.strip():
+            current.append(line)
+        elif current:
+            blocks.append(RawBlock("paragraph", "\n".join(current)))
+            current = []
+    return blocks
+
+
+def when(value: object) -> datetime:
+    """An ISO 8601 date-time (extended or basic form, or a date), aware; a time without offset is UTC.
+
+    Reading a bare time as UTC is a guess, but the document schema promises RFC 3339 date-times, which
+    always carry an offset; a time with an offset keeps it.
+    """
+    if isinstance(value, datetime):
+        found = value
+    elif isinstance(value, date):
+        found = datetime(value.year, value.month, value.day)
+    elif isinstance(value, str) and value.strip():
+        try:
+            found = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(f"not an ISO 8601 date-time: {value.strip()[:40]!r}") from None
+    else:
+        raise ValueError(f"must be an ISO 8601 date-time, not {type(value).__name__}")
+    return found if found.tzinfo is not None else found.replace(tzinfo=UTC)
+
+
+def when_field(value: str | None, name: str, field: str) -> datetime | None:
+    """``when`` for an optional wire date: a value that is not a date is left out, with a log line.
+
+    Wires send placeholders ("YYYYMMDD000000-HHMM") in dates nobody reads; refusing the story for one
+    would lose it. ingest's own formats (json, frontmatter) are strict instead.
+    """
+    if value is None or not value.strip():
+        return None
+    try:
+        return when(value)
+    except ValueError as exc:
+        log.warning("%s: %s left out: %s", printable(name), field, exc)
+        return None
+
+
+def version_hint(version: object, timestamp: datetime | None) -> str | None:
+    """The input's own version: an integer as given, else the version timestamp in UTC (sortable)."""
+    if isinstance(version, int) and not isinstance(version, bool):
+        return str(version)
+    if isinstance(version, str) and version.strip().isdigit():
+        return version.strip()
+    if timestamp is not None:
+        return timestamp.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return None
+
+
+def id_from_uri(uri: str | None) -> str | None:
+    """A readable id from a wire item's URI or GUID: the scheme goes (``urn:``, ``tag:``, ``http://``),
+    the rest stays, so ids from different providers do not collide. The pipeline makes it key-safe."""
+    if not uri or not uri.strip():
+        return None
+    return _SCHEME.sub("", uri.strip(), count=1) or uri.strip()
+
+
+def unique(values: Iterable[str | None]) -> tuple[str, ...]:
+    """Non-empty values, whitespace collapsed, first occurrence kept, order kept."""
+    seen: dict[str, None] = {}
+    for value in values:
+        if value and (clean := collapse(value)):
+            seen.setdefault(clean, None)
+    return tuple(seen)

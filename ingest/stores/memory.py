@@ -1,0 +1,131 @@
+"""An in-process ``Store`` with S3's semantics, shipped so every layer above storage can be tested fast.
+
+Like httpx's ``MockTransport``: a fake that honours the real contract (``tests/stores/test_contract.py``
+runs the same cases against it and against SeaweedFS). ETags are S3's for single-part uploads (the quoted
+MD5 hex of the body), conditions are checked and applied under one lock, so racing writers behave as they
+do against S3, and ``calls`` counts requests by HTTP method so tests can hold a request budget.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from ingest.errors import StoreError
+from ingest.stores.base import Stored
+
+if TYPE_CHECKING:
+    from ingest.stores.base import Store
+
+#: Keys per LIST request, as S3 pages them (so ``calls["LIST"]`` matches what S3 would be sent).
+PAGE_SIZE = 1000
+
+
+def etag_of(body: bytes) -> str:
+    """S3's ETag of a single-part upload: the MD5 hex of the body, in double quotes."""
+    return f'"{hashlib.md5(body, usedforsecurity=False).hexdigest()}"'
+
+
+def _holds(held: Stored | None, if_match: str) -> bool:
+    """Whether ``If-Match: if_match`` holds: a missing object has no ETag to match. S3 accepts an ETag with or
+    without its quotes, and ``*`` for "any object"."""
+    return held is not None and (if_match == "*" or if_match.strip('"') == held.etag.strip('"'))
+
+
+class MemoryStore:
+    """Objects in a dict, with S3's conditional writes and ETags. Thread-safe; nothing persists.
+
+    Content types are accepted and dropped: nothing in the ``Store`` API reads them back.
+    """
+
+    def __init__(self, bucket: str = "memory") -> None:
+        self.bucket = bucket
+        #: Requests made, by HTTP method: "GET", "HEAD", "PUT", "DELETE", "LIST", "COPY" (a copy is a PUT
+        #: on the wire; it is counted apart so a test can tell a server-side move from an upload).
+        self.calls: Counter[str] = Counter()
+        self._objects: dict[str, Stored] = {}
+        self._lock = threading.Lock()
+
+    def credential_values(self) -> list[str]:
+        """None: there are no secrets to redact."""
+        return []
+
+    def ensure_bucket(self) -> None:
+        """Nothing to create: the bucket is this object."""
+
+    def get(self, key: str) -> Stored | None:
+        with self._lock:
+            self.calls["GET"] += 1
+            return self._objects.get(key)
+
+    def exists(self, key: str) -> bool:
+        with self._lock:
+            self.calls["HEAD"] += 1
+            return key in self._objects
+
+    def put_new(self, key: str, body: bytes, content_type: str = "application/json") -> str | None:
+        return self.replace(key, body, None, content_type)
+
+    def replace(self, key: str, body: bytes, etag: str | None, content_type: str = "application/json") -> str | None:
+        with self._lock:
+            self.calls["PUT"] += 1
+            held = self._objects.get(key)
+            if (held is not None) if etag is None else not _holds(held, etag):
+                return None
+            return self._write(key, body)
+
+    def put(self, key: str, body: bytes, content_type: str = "application/json") -> None:
+        with self._lock:
+            self.calls["PUT"] += 1
+            self._write(key, body)
+
+    def delete(self, key: str, if_match: str | None = None) -> bool:
+        with self._lock:
+            self.calls["DELETE"] += 1
+            held = self._objects.get(key)
+            if if_match and not _holds(held, if_match):
+                return False
+            self._objects.pop(key, None)
+            return True
+
+    def copy(self, source_key: str, target_key: str, if_match: str | None = None) -> bool:
+        with self._lock:
+            self.calls["COPY"] += 1
+            held = self._objects.get(source_key)
+            if held is None:  # as S3: a missing source is an error, not a lost condition
+                what = f"COPY {source_key} -> {target_key}"
+                message = f"{self.bucket} {what}: NoSuchKey (HTTP 404)"
+                raise StoreError(message, operation=what, key=source_key, status=404)
+            if if_match and not _holds(held, if_match):
+                return False
+            self._objects[target_key] = held
+            return True
+
+    def list_keys(self, prefix: str, start_after: str = "") -> Iterator[str]:
+        for key, _size in self.list_objects(prefix, start_after):
+            yield key
+
+    def list_objects(self, prefix: str, start_after: str = "") -> Iterator[tuple[str, int]]:
+        # Page by page, each read under the lock, as S3 does: writes between pages show up in later pages.
+        after = start_after
+        while True:
+            with self._lock:
+                self.calls["LIST"] += 1
+                found = sorted(k for k in self._objects if k.startswith(prefix) and k > after)[:PAGE_SIZE]
+                page = [(k, len(self._objects[k].body)) for k in found]
+            yield from page
+            if len(page) < PAGE_SIZE:
+                return
+            after = page[-1][0]
+
+    def _write(self, key: str, body: bytes) -> str:
+        stored = Stored(body=bytes(body), etag=etag_of(body))
+        self._objects[key] = stored
+        return stored.etag
+
+
+if TYPE_CHECKING:  # mypy proves MemoryStore keeps to the protocol
+    _: type[Store] = MemoryStore

@@ -1,0 +1,295 @@
+"""Sweeps (``ingest.runner``) over real folders and in-memory inboxes, with an injected clock: no waiting.
+
+What needs the real S3 server or real processes (overlapping runs, an outage through a proxy, SIGTERM to
+``ingest watch``) is in ``test_runner_s3.py``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from ingest.errors import ConfigError, StoreDenied, StoreUnavailable
+from ingest.keys import Keys, run_key
+from ingest.models import Document
+from ingest.report import Reporter, RunReport
+from ingest.runner import open_sources, run_once, watch
+from ingest.settings import Settings, SourceSettings, load_settings
+from ingest.sources import Candidate, Source
+from ingest.stores.memory import MemoryStore
+
+#: The runs' clock: an hour ahead of the real one, so files this test writes are an hour old unless it says so.
+NOW = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+PREFIX = "t/"
+
+
+def story(n: int) -> str:
+    return f"Story {n}\n\nParagraph of story {n}.\n\nREAD MORE Another story\n"
+
+
+def aged(path: Path, seconds: float = 60.0, now: datetime = NOW) -> Path:
+    """Give ``path`` a modification time ``seconds`` before ``now`` (links themselves, not their targets)."""
+    stamp = (now - timedelta(seconds=seconds)).timestamp()
+    os.utime(path, (stamp, stamp), follow_symlinks=False)
+    return path
+
+
+def fill(folder: Path, count: int, now: datetime = NOW) -> list[Path]:
+    """``count`` stories in ``folder``, written a minute before ``now``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for n in range(count):
+        path = folder / f"story-{n:03d}.txt"
+        path.write_text(story(n))
+        paths.append(aged(path, now=now))
+    return paths
+
+
+def settings_with(*sources: SourceSettings, **extra: object) -> Settings:
+    return load_settings({"prefix": PREFIX, **extra}, env={}).model_copy(update={"sources": list(sources)})
+
+
+def sweep(
+    store: MemoryStore,
+    location: Path | str,
+    *,
+    at: datetime = NOW,
+    source: Callable[[Source], Source] = lambda s: s,
+    **conf: object,
+) -> RunReport:
+    """One run over one source, with the clock at ``at``."""
+    settings = settings_with(SourceSettings(name="drop", location=str(location), **conf))  # type: ignore[arg-type]
+    sources = [source(s) for s in open_sources(settings, open_store=lambda bucket: store)]
+    return run_once(settings, store, sources, Reporter("text", out=io.StringIO()), clock=lambda: at)
+
+
+def test_a_folder_run_moves_stored_and_refused_files(tmp_path: Path) -> None:
+    store = MemoryStore()
+    drop = tmp_path / "drop"
+    fill(drop, 3)
+    (drop / "empty.txt").write_text("")
+    for name in (".hidden.txt", "upload.txt.part", "upload.crdownload"):
+        (drop / name).write_text(story(9))
+    (drop / "link-out.txt").symlink_to("/etc/hostname")
+    (drop / "link-in.txt").symlink_to(drop / "story-000.txt")  # inside the folder: allowed
+    for path in drop.iterdir():
+        aged(path)
+    report = sweep(store, drop, settle_seconds=1)
+    assert report.counts == {"created": 4, "failed": 2}  # link-in.txt is its own article, "link-in"
+    left = sorted(p.name for p in drop.iterdir() if p.is_file() or p.is_symlink())
+    assert left == [".hidden.txt", "upload.crdownload", "upload.txt.part"]  # never taken
+    day = drop / "processed" / NOW.strftime("%Y-%m-%d")
+    assert {p.name for p in day.iterdir()} >= {"story-000.txt", "story-001.txt", "story-002.txt"}
+    error = json.loads((drop / "failed" / "empty.txt.error.json").read_text())
+    assert (error["check"], error["field"]) == ("headline", "headline")
+    assert "empty" in error["message"]
+    assert (drop / "failed" / "link-out.txt").is_symlink()  # the link moved, its target untouched
+    assert Path("/etc/hostname").exists()
+    stored = store.get(run_key(PREFIX, report.run_id))
+    assert stored is not None
+    saved = RunReport.model_validate_json(stored.body)
+    assert saved.counts == report.counts
+    assert set(saved.timings) == {"scan", "read_and_parse", "store", "move"}
+    assert [f.error["check"] for f in saved.files if f.error] == ["headline", "refused"]
+
+
+def test_a_file_is_left_until_it_has_settled(tmp_path: Path) -> None:
+    store = MemoryStore()
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    path = drop / "slow.txt"
+    path.write_text("Slow Story\n\nFirst paragraph.\n")
+    aged(path, seconds=1)  # written a second before NOW: still being written, as far as anyone can tell
+    early = sweep(store, drop, settle_seconds=5)
+    assert (early.files, early.waiting) == ([], [str(path)])
+    assert "1 still being written" in early.summary()
+    with path.open("a") as fh:
+        fh.write("Second paragraph.\n")
+    aged(path, seconds=1)
+    assert sweep(store, drop, settle_seconds=5, at=NOW + timedelta(seconds=2)).files == []
+    done = sweep(store, drop, settle_seconds=5, at=NOW + timedelta(seconds=5))
+    assert [f.outcome for f in done.files] == ["created"]
+    stored = store.get(Keys(PREFIX, "slow").latest)
+    assert stored is not None and len(Document.model_validate_json(stored.body).body) == 2  # all of it
+
+
+def test_retry_failed_puts_files_back_for_the_next_run(tmp_path: Path) -> None:
+    from ingest.runner import retry_failed
+
+    store = MemoryStore()
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "fixme.txt").write_text("Only a headline\n")
+    aged(drop / "fixme.txt")
+    assert sweep(store, drop, settle_seconds=0).counts == {"failed": 1}
+    settings = settings_with(SourceSettings(name="drop", location=str(drop)))
+    [(_, names)] = retry_failed(settings)
+    assert names == ["fixme.txt"]
+    assert not (drop / "failed" / "fixme.txt.error.json").exists()
+    (drop / "fixme.txt").write_text("Only a headline\n\nAnd now a body.\n")
+    assert sweep(store, drop, settle_seconds=0).counts == {"created": 1}
+
+
+def test_an_s3_inbox_takes_objects_and_moves_them_by_prefix() -> None:
+    store = MemoryStore("inbox-bucket")
+    inbox = "inbox/"
+    for n in range(3):
+        store.put(f"{inbox}story-{n}.txt", story(n).encode(), "text/plain")
+    store.put(f"{inbox}broken.txt", b"\x00\x00binary", "text/plain")
+    store.put(f"{inbox}.hidden.txt", story(7).encode(), "text/plain")
+    store.put(f"{inbox}nested/deep.txt", story(5).encode())
+    report = sweep(store, f"s3://inbox-bucket/{inbox}")
+    assert report.counts == {"created": 3, "failed": 1}
+    keys = set(store.list_keys(inbox))
+    day = NOW.strftime("%Y-%m-%d")
+    assert {f"{inbox}processed/{day}/story-{n}.txt" for n in range(3)} <= keys
+    assert {f"{inbox}failed/broken.txt", f"{inbox}failed/broken.txt.error.json", f"{inbox}.hidden.txt"} <= keys
+    assert f"{inbox}nested/deep.txt" in keys  # like a drop folder's subfolders: not input
+    assert f"{inbox}story-0.txt" not in keys
+    error = store.get(f"{inbox}failed/broken.txt.error.json")
+    assert error is not None and json.loads(error.body)["check"] == "binary"
+    [inbox_source] = open_sources(
+        settings_with(SourceSettings(name="inbox", location=f"s3://inbox-bucket/{inbox}")),
+        open_store=lambda bucket: store,
+    )
+    assert inbox_source.retry_failed() == ["broken.txt"]
+    keys = set(store.list_keys(inbox))
+    assert f"{inbox}broken.txt" in keys and f"{inbox}failed/broken.txt" not in keys
+
+
+def test_s3_inbox_moves_never_overwrite() -> None:
+    store = MemoryStore("inbox-bucket")
+    location = "s3://inbox-bucket/inbox2/"
+    for n in range(2):
+        store.put("inbox2/same.txt", story(10 + n).encode())
+        assert sweep(store, location).counts == {"created" if n == 0 else "updated": 1}
+    day = NOW.strftime("%Y-%m-%d")
+    assert set(store.list_keys("inbox2/processed/")) == {
+        f"inbox2/processed/{day}/same.txt",
+        f"inbox2/processed/{day}/same-1.txt",
+    }
+
+
+class ReplacedAfterRead:
+    """Wraps a source: right after a file is read, a publisher replaces it (temp name, then rename)."""
+
+    def __init__(self, inner: Source, replace: Callable[[Candidate], None]) -> None:
+        self.inner, self.replace = inner, replace
+        self.settings = inner.settings
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def read(self, candidate: Candidate, max_bytes: int) -> bytes | None:
+        data = self.inner.read(candidate, max_bytes)
+        self.replace(candidate)
+        return data
+
+
+def test_a_file_replaced_after_it_was_read_is_not_moved(tmp_path: Path) -> None:
+    store = MemoryStore()
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "story.txt").write_text("Story\n\nFirst version.\n")
+
+    def publish(candidate: Candidate) -> None:
+        tmp = drop / "story.txt.tmp"
+        tmp.write_text("Story\n\nCorrected version.\n")
+        os.replace(tmp, drop / "story.txt")
+
+    wrap = lambda s: ReplacedAfterRead(s, publish)  # type: ignore[return-value]  # noqa: E731
+    report = sweep(store, drop, settle_seconds=0, source=wrap)
+    (record,) = report.files
+    assert record.outcome == "created" and record.moved_to is None
+    assert "changed after it was read" in (record.message or "")
+    assert (drop / "story.txt").read_text() == "Story\n\nCorrected version.\n"  # still there, not lost
+    again = sweep(store, drop, settle_seconds=0)
+    assert [(f.outcome, f.version) for f in again.files] == [("updated", 2)]
+
+
+def test_an_s3_object_reuploaded_after_it_was_read_is_not_moved() -> None:
+    store = MemoryStore("inbox-bucket")
+    store.put("inbox3/story.txt", b"Story\n\nFirst version.\n")
+
+    def reupload(candidate: Candidate) -> None:
+        store.put(candidate.ref, b"Story\n\nCorrected version.\n")
+
+    wrap = lambda s: ReplacedAfterRead(s, reupload)  # type: ignore[return-value]  # noqa: E731
+    report = sweep(store, "s3://inbox-bucket/inbox3/", source=wrap)
+    assert report.files[0].moved_to is None
+    stored = store.get("inbox3/story.txt")
+    assert stored is not None and stored.body == b"Story\n\nCorrected version.\n"
+    assert [k for k in store.list_keys("inbox3/") if "/processed/" in k] == []
+    again = sweep(store, "s3://inbox-bucket/inbox3/")
+    assert [(f.outcome, f.version) for f in again.files] == [("updated", 2)]
+
+
+def test_an_s3_inbox_overlapping_the_document_store_is_refused() -> None:
+    for location in ("s3://ingest/", f"s3://ingest/{PREFIX}", f"s3://ingest/{PREFIX}raw/"):
+        with pytest.raises(ConfigError, match="overlaps the document store"):
+            open_sources(settings_with(SourceSettings(name="inbox", location=location)))
+    fine = settings_with(SourceSettings(name="inbox", location=f"s3://ingest/{PREFIX}inbox/"))
+    assert len(open_sources(fine, open_store=lambda bucket: MemoryStore(bucket))) == 1
+
+
+def test_an_unknown_source_format_is_a_config_error_naming_the_known_ones(tmp_path: Path) -> None:
+    bad = settings_with(SourceSettings(name="drop", location=str(tmp_path), format="docx"))
+    with pytest.raises(ConfigError, match="unknown input format 'docx' \\(known: text, "):
+        open_sources(bad)
+
+
+class Outage(MemoryStore):
+    """Storage that fails while ``down`` is true: transiently, or (``denied``) for good."""
+
+    def __init__(self) -> None:
+        super().__init__("ingest")
+        self.down = True
+        self.denied = False
+        self.failures = 0
+
+    def ensure_bucket(self) -> None:
+        if self.denied:
+            raise StoreDenied("S3 HEAD bucket ingest: access denied (403): check the S3 credentials")
+        if self.down:
+            self.failures += 1
+            raise StoreUnavailable("storage unreachable: HEAD bucket failed after retrying")
+
+
+def test_watch_rides_out_a_storage_outage(tmp_path: Path) -> None:
+    drop = tmp_path / "drop"
+    fill(drop, 2)
+    store = Outage()
+    settings = settings_with(SourceSettings(name="drop", location=str(drop), settle_seconds=0), poll_seconds=0.01)
+    stop = threading.Event()
+
+    def recover_then_stop(report: RunReport) -> None:
+        if report.files:
+            stop.set()
+
+    class Watching(Reporter):
+        def finished(self, report: RunReport) -> None:
+            super().finished(report)
+            if store.failures >= 3:
+                store.down = False
+            recover_then_stop(report)
+
+    reporter = Watching("text", out=io.StringIO())
+    refused = watch(settings, store, open_sources(settings), reporter, stop, clock=lambda: NOW)
+    assert refused == 0
+    assert store.failures >= 3  # it really was down at first
+    assert len(list((drop / "processed").rglob("*.txt"))) == 2
+
+
+def test_watch_stops_on_a_terminal_storage_error(tmp_path: Path) -> None:
+    store = Outage()
+    store.denied = True
+    settings = settings_with(SourceSettings(name="drop", location=str(tmp_path), settle_seconds=0))
+    with pytest.raises(StoreDenied, match="access denied"):
+        watch(settings, store, open_sources(settings), Reporter("text", out=io.StringIO()), threading.Event())

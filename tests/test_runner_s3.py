@@ -1,0 +1,122 @@
+"""Sweeps where the real S3 server or real processes are the point: overlapping runs, an outage mid-run,
+and ``ingest watch`` stopping on SIGTERM. Everything else about sweeps is in ``test_runner.py``."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from ingest.errors import StoreError
+from ingest.keys import Keys
+from ingest.report import Reporter, RunReport
+from ingest.runner import open_sources, run_once
+from ingest.settings import Settings, SourceSettings, load_settings
+from ingest.stores.s3 import S3Store
+from tests.conftest import BUCKET, EXAMPLES, cli
+from tests.faultproxy import FaultProxy, proxied_client
+from tests.test_runner import fill
+
+pytestmark = pytest.mark.s3
+
+
+def _ingest(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "ingest", *args], env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+
+
+def test_overlapping_runs_never_take_a_file_twice(
+    tmp_path: Path, cli_env: dict[str, str], prefix: str, store: S3Store
+) -> None:
+    drop = tmp_path / "drop"
+    fill(drop, 40, now=datetime.now(UTC))
+    env = {**cli_env, "INGEST_BATCH_SIZE": "5"}
+    runs = [_ingest("run", "--source", str(drop), "--log-format", "json", env=env) for _ in range(3)]
+    outputs = [proc.communicate(timeout=180) for proc in runs]
+    assert [proc.returncode for proc in runs] == [0, 0, 0], outputs
+    events = [json.loads(line) for _, err in outputs for line in err.splitlines() if '"event": "file"' in line]
+    taken = [e["path"] for e in events]
+    assert sorted(taken) == sorted(str(drop / f"story-{n:03d}.txt") for n in range(40))  # each exactly once
+    assert {e["outcome"] for e in events} == {"created"}
+    assert len([p.name for p in (drop / "processed").rglob("*.txt")]) == 40
+    for n in (0, 17, 39):
+        assert store.get(Keys(prefix, f"story-{n:03d}").version(2)) is None
+
+
+class OutageProxy(FaultProxy):
+    """Storage goes away after ``after`` requests."""
+
+    def __init__(self, upstream: str, after: int) -> None:
+        super().__init__(upstream)
+        self.after = after
+
+    def _pick(self) -> str | None:
+        with self._lock:
+            if sum(self.stats.values()) >= self.after:
+                self.down = True
+        return super()._pick()
+
+
+def _sweep(settings: Settings, store: S3Store, drop: Path, at: datetime) -> RunReport:
+    settings = settings.model_copy(update={"sources": [SourceSettings(name="drop", location=str(drop))]})
+    return run_once(settings, store, open_sources(settings), Reporter("text", out=io.StringIO()), clock=lambda: at)
+
+
+def test_storage_outage_mid_run_moves_nothing_and_the_next_run_completes(
+    tmp_path: Path, local_s3: object, prefix: str
+) -> None:
+    drop = tmp_path / "drop"
+    fill(drop, 10, now=datetime.now(UTC))
+    proxy = OutageProxy(os.environ["AWS_ENDPOINT_URL"], after=25)
+    settings = load_settings({"bucket": BUCKET, "prefix": prefix, "lease_seconds": 60, "batch_size": 50}, env={})
+    broken = S3Store(settings.bucket, attempts=2, max_seconds=2, client=proxied_client(proxy))
+    now = datetime.now(UTC) + timedelta(hours=1)
+    with pytest.raises(StoreError, match="unreachable"):
+        _sweep(settings, broken, drop, now)
+    assert len(list(drop.glob("*.txt"))) == 10  # nothing moved
+    assert not (drop / "processed").exists()
+    proxy.close()
+    healthy = S3Store(settings.bucket, attempts=3, max_seconds=10)
+    assert _sweep(settings, healthy, drop, now).leased_elsewhere > 0  # the dead run's leases still hold
+    report = _sweep(settings, healthy, drop, now + timedelta(seconds=61))  # and then expire
+    # Versions the dead run wrote are adopted ("created"); any whose latest it also moved are "unchanged".
+    assert len(report.files) == 10
+    assert {f.outcome for f in report.files} <= {"created", "unchanged"}
+    assert len(list((drop / "processed").rglob("*.txt"))) == 10
+    for n in range(10):
+        assert healthy.get(Keys(prefix, f"story-{n:03d}").version(2)) is None
+        assert healthy.get(Keys(prefix, f"story-{n:03d}").latest) is not None
+
+
+def test_run_exit_codes_and_watch_stops_cleanly_on_sigterm(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    drop = tmp_path / "drop"
+    fill(drop, 2, now=datetime.now(UTC))
+    (drop / "bad.txt").write_bytes(b"\x00")
+    os.utime(drop / "bad.txt", (time.time() - 60, time.time() - 60))
+    run = cli("run", "--source", str(drop), "--log-format", "text", env=cli_env)
+    assert run.returncode == 1, run.stderr
+    assert "2 created" in run.stdout and "1 failed" in run.stdout
+    watcher = _ingest("watch", "--source", str(drop), "--interval", "0.2", "--log-format", "json", env=cli_env)
+    try:
+        example = next(EXAMPLES.glob("*.txt"))
+        (drop / example.name).write_bytes(example.read_bytes())
+        os.utime(drop / example.name, (time.time() - 60, time.time() - 60))
+        deadline = time.time() + 60
+        while not list((drop / "processed").rglob(example.name)) and time.time() < deadline:
+            time.sleep(0.1)
+        assert list((drop / "processed").rglob(example.name))
+    finally:
+        watcher.send_signal(signal.SIGTERM)
+        _, err = watcher.communicate(timeout=60)
+    assert watcher.returncode == 0, err
+    assert "SIGTERM" in err
+    assert "Traceback" not in err
