@@ -38,7 +38,7 @@ from ingest import (
     setup_logging,
     watch,
 )
-from ingest.settings import Settings, load_settings, source_for
+from ingest.settings import Settings, load_settings, pick_sources
 
 EXIT_OK, EXIT_REFUSED, EXIT_RUN_FAILED = 0, 1, 2
 log = logging.getLogger("ingest.cli")
@@ -269,7 +269,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _source_flag(parser: argparse.ArgumentParser, help_text: str) -> None:
-    parser.add_argument("--source", action="append", metavar="PATH|s3://BUCKET/PREFIX/", help=help_text)
+    parser.add_argument(
+        "--source",
+        action="append",
+        metavar="NAME|PATH|s3://BUCKET/PREFIX/",
+        help=help_text + "; a configured source's name or location keeps its settings",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -310,11 +315,10 @@ def _log_format(args: argparse.Namespace) -> LogFormat:
 
 def _settings(args: argparse.Namespace) -> Settings:
     flags: dict[str, object] = {"bucket": args.bucket, "prefix": args.prefix}
-    if getattr(args, "source", None):
-        flags["sources"] = [source_for(location) for location in args.source]
     if getattr(args, "interval", None) is not None:
         flags["poll_seconds"] = args.interval
-    return load_settings(flags, config=args.config)
+    settings = load_settings(flags, config=args.config)
+    return pick_sources(settings, args.source) if getattr(args, "source", None) else settings
 
 
 def _cmd_parse(args: argparse.Namespace) -> int:

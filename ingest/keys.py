@@ -7,7 +7,7 @@ Under the configured prefix (fixed: CMSs, scripts and dashboards depend on it)::
     raw/{id}/v{N}{ext}                        the input file exactly as received
     changes/{time}-{run}-{batch}.jsonl        changes feed: one object per batch, one line per new version
     runs/{run-id}.json                        one report per run
-    locks/{source}/{hash}.json                a lease on one input file while a run works on it
+    locks/{hash}.json                         a lease on one input file while a run works on it
 
 ``STORE_FOLDERS`` lists the top-level folders, so an S3 inbox can be refused when it overlaps them.
 Pure functions only; the stores do the I/O.
@@ -76,9 +76,9 @@ def run_key(prefix: str, run_id: str) -> str:
     return f"{prefix}runs/{run_id}.json"
 
 
-def lock_key(prefix: str, source: str, ref: str) -> str:
-    """The lease on one input file (``ref``: its path or key) of a source."""
-    return f"{prefix}locks/{source}/{hashlib.sha256(ref.encode()).hexdigest()[:40]}.json"
+def lock_key(prefix: str, ref: str) -> str:
+    """The lease on one input file, named by where it is (``ref``: absolute path or ``s3://`` URL)."""
+    return f"{prefix}locks/{hashlib.sha256(ref.encode()).hexdigest()[:40]}.json"
 
 
 def store_folders(prefix: str) -> list[str]:

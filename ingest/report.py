@@ -68,6 +68,9 @@ class RunReport(BaseModel):
     waiting: list[str] = Field(default_factory=list, description="Files not yet settled, left for a later run.")
     leased_elsewhere: int = Field(default=0, description="Files another run was already working on.")
     files: list[FileRecord] = Field(default_factory=list)
+    source_errors: dict[str, str] = Field(
+        default_factory=dict, description="Sources that could not be swept, by name, with the reason."
+    )
     error: str | None = Field(default=None, description="Why the run itself failed, if it did.")
 
     def add_time(self, phase: str, since: float) -> float:

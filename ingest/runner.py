@@ -16,13 +16,25 @@ The clock is passed in (``clock``), so settling and lease expiry can be tested w
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from ingest.commit import Clock, Committer, new_run_id, utcnow
-from ingest.errors import Check, ConfigError, InputError, RunError, SourceChanged, Terminal
+from ingest.errors import (
+    Check,
+    ConfigError,
+    InputError,
+    RunError,
+    SourceChanged,
+    SourceError,
+    StoreConflict,
+    StoreError,
+    StoreUnavailable,
+    Terminal,
+)
 from ingest.keys import run_key, store_folders
 from ingest.outcome import Outcome
 from ingest.parsers import registry
@@ -35,6 +47,8 @@ from ingest.stores.base import Store
 from ingest.stores.leases import Leases
 
 log = logging.getLogger("ingest.run")
+#: How often an idle ``ingest watch`` stores a run report, so a quiet feed and a dead ingester differ.
+IDLE_REPORT_SECONDS = 300.0
 
 
 def run_once(
@@ -46,9 +60,13 @@ def run_once(
     stop: Callable[[], bool] = lambda: False,
     committer: Committer | None = None,
     quiet_when_idle: bool = False,
+    store_idle_report: bool = True,
     clock: Clock = utcnow,
 ) -> RunReport:
-    """Sweep every source once. Raises ``RunError`` (after reporting) when the run cannot go on."""
+    """Sweep every source once and store the run's report (idle and failed runs included, when storage
+    allows). A source that cannot be swept (a missing folder, a file where ``processed/`` belongs, a move
+    that fails) is that source's error: the others are swept, then ``SourceError`` is raised (exit 2).
+    A storage failure stops the run at once (``StoreError``): storage is every source's."""
     # A watch passes its committer (its lease owner) to every sweep; each sweep still has its own report.
     report_id = new_run_id(clock()) if committer else None
     committer = committer or Committer(store, settings.prefix, workers=settings.workers, clock=clock)
@@ -60,16 +78,15 @@ def run_once(
         store.ensure_bucket()
         leases = Leases(store, settings.prefix, committer.run_id, settings.lease_seconds, clock=clock)
         for source in sources:
-            mark = time.monotonic()
-            scan = source.scan(clock().timestamp())
-            report.add_time("scan", mark)
-            report.waiting += scan.waiting
-            reporter.planned(len(scan.ready))
             sweep = _Sweep(settings, source, committer, leases, report, reporter, clock)
-            for start in range(0, len(scan.ready), settings.batch_size):
-                if stop():
-                    break
-                sweep.batch(scan.ready[start : start + settings.batch_size], stop)
+            try:
+                sweep.run(stop)
+            except SourceError as exc:
+                log.error("source %s: %s; the other sources go on", source.settings.name, exc)
+                report.source_errors[source.settings.name] = str(exc)
+        if report.source_errors:
+            failed = ", ".join(report.source_errors)
+            raise SourceError(f"{len(report.source_errors)} source(s) could not be swept: {failed} (see above)")
     except RunError as exc:
         report.error = str(exc)
         raise
@@ -77,11 +94,20 @@ def run_once(
         report.finished_at = clock()
         report.seconds = time.monotonic() - started
         report.count()
-        if report.files or report.error or not quiet_when_idle:
+        idle = not report.files and report.error is None
+        if not (idle and quiet_when_idle):
             reporter.finished(report)
-        if report.error is None and report.files:
-            store.put(run_key(settings.prefix, report.run_id), report.model_dump_json(indent=2).encode())
+        if store_idle_report or not idle:
+            _store_report(store, settings.prefix, report)
     return report
+
+
+def _store_report(store: Store, prefix: str, report: RunReport) -> None:
+    """``runs/{run-id}.json``, best effort: a run that failed because storage is down cannot store it."""
+    try:
+        store.put(run_key(prefix, report.run_id), report.model_dump_json(indent=2).encode())
+    except StoreError as exc:
+        log.warning("run report %s not stored: %s", report.run_id, exc)
 
 
 class _Sweep:
@@ -102,6 +128,19 @@ class _Sweep:
         self.name = source.settings.name
         self.rules = rules_for(settings, source.settings)
 
+    def run(self, stop: Callable[[], bool]) -> None:
+        """List the source, then take what is ready, batch by batch."""
+        mark = time.monotonic()
+        scan = self.source.scan(self.clock().timestamp())
+        self.report.add_time("scan", mark)
+        self.report.waiting += scan.waiting
+        self.reporter.planned(len(scan.ready))
+        size = self.settings.batch_size
+        for start in range(0, len(scan.ready), size):
+            if stop():
+                break
+            self.batch(scan.ready[start : start + size], stop)
+
     def batch(self, candidates: Sequence[Candidate], stop: Callable[[], bool]) -> None:
         taken: list[Candidate] = []  # leased by us: released at the end, whatever happens
         work: list[tuple[Candidate, Prepared | Outcome]] = []
@@ -111,7 +150,7 @@ class _Sweep:
             for candidate in candidates:
                 if stop():  # finish what is in hand, take nothing new
                     break
-                if not self.leases.acquire(self.name, candidate.ref):
+                if not self.leases.acquire(_where(candidate)):
                     self.report.leased_elsewhere += 1
                     continue
                 taken.append(candidate)
@@ -128,12 +167,12 @@ class _Sweep:
                 self.report.files.append(record)
                 self.reporter.file(record)
             self.report.add_time("move", mark)
-        except RunError:
+        except StoreError:
             storage_ok = False  # releasing would only retry against a store that is down
             raise
         finally:
             for candidate in taken if storage_ok else []:
-                self.leases.release(self.name, candidate.ref)
+                self.leases.release(_where(candidate))
 
     def _prepare(self, candidate: Candidate) -> Prepared | Outcome | None:
         conf = self.source.settings
@@ -141,7 +180,7 @@ class _Sweep:
             refused = InputError(candidate.display, candidate.refusal, check=Check.REFUSED)
             return Outcome.failed(candidate.display, refused)
         try:
-            data = self.source.read(candidate, self.settings.max_bytes)
+            data = self.source.read(candidate, self.settings.max_bytes, self.clock().timestamp())
         except InputError as exc:
             return Outcome.failed(candidate.display, exc)
         if data is None:
@@ -162,7 +201,7 @@ class _Sweep:
 
     def _move(self, candidate: Candidate, record: FileRecord, now: datetime) -> None:
         """Move one file after its batch is committed, unless another run or a writer got there first."""
-        if not self.leases.renew(self.name, candidate.ref):
+        if not self.leases.renew(_where(candidate)):
             record.message = "its lease expired and another run took it over; left to that run"
             return
         try:
@@ -172,6 +211,11 @@ class _Sweep:
                 record.moved_to = self.source.done(candidate, now)
         except SourceChanged as exc:
             record.message = f"{exc}; left for the next run"
+
+
+def _where(candidate: Candidate) -> str:
+    """A file's lease name: where it is (absolute path, ``s3://`` URL), whichever source lists it."""
+    return candidate.display if candidate.display.startswith("s3://") else os.path.abspath(candidate.ref)
 
 
 def watch(
@@ -185,15 +229,20 @@ def watch(
 ) -> int:
     """Sweep until ``stop`` is set; returns how many files were refused in all.
 
-    Transient trouble (storage unreachable) does not end a watch: the sweep is reported, and the next
-    one comes after a pause that doubles while it lasts (up to 5 minutes). A terminal error (bad
-    configuration, access denied, a bucket that cannot be made) ends it: waiting would not help.
+    Storage that is unreachable does not end a watch: the sweep is reported, and the next one comes after
+    a pause that doubles while it lasts (up to 5 minutes). A source that cannot be swept is reported each
+    sweep while the others go on. A terminal error (bad configuration, access denied, a bucket that
+    cannot be made) ends it: waiting would not help. Idle sweeps store a report every
+    ``IDLE_REPORT_SECONDS``, so the bucket shows the watch is alive.
     """
     refused = 0
     pause = settings.poll_seconds
+    last_report: datetime | None = None
     # One run id for the whole watch: leases a failed sweep could not release are still its own.
     committer = Committer(store, settings.prefix, workers=settings.workers, clock=clock)
     while not stop.is_set():
+        now = clock()
+        heartbeat = last_report is None or (now - last_report).total_seconds() >= IDLE_REPORT_SECONDS
         try:
             report = run_once(
                 settings,
@@ -202,17 +251,24 @@ def watch(
                 reporter,
                 stop=stop.is_set,
                 quiet_when_idle=True,
+                store_idle_report=heartbeat,
                 committer=committer,
                 clock=clock,
             )
         except RunError as exc:
             if isinstance(exc, Terminal):
                 raise
-            pause = min(max(pause * 2, settings.poll_seconds), 300.0)
-            log.error("sweep failed (%s); trying again in %.0f s", exc, pause)
+            if isinstance(exc, StoreUnavailable | StoreConflict):
+                pause = min(max(pause * 2, settings.poll_seconds), 300.0)
+                log.error("sweep failed (%s); trying again in %.0f s", exc, pause)
+            else:
+                pause = settings.poll_seconds
+            last_report = now
         else:
             refused += len(report.errors)
             pause = settings.poll_seconds
+            if heartbeat or report.files:
+                last_report = now
         stop.wait(pause)
     return refused
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -83,6 +83,21 @@ class SourceSettings(BaseModel):
     settle_seconds: float = Field(
         default=5.0, ge=0, description="A file is taken only once unchanged (size and mtime) for this long."
     )
+    # settle_seconds is "quiet for N s", judged when listed and again when read. A writer that stalls mid-file
+    # longer than that (an FTP upload waiting on its network) needs a floor of its own, or a done marker.
+    min_age_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        description="Drop folders: a file is taken only once its mtime is at least this old, whatever "
+        "settle_seconds says; for writers that pause mid-file for longer than settle_seconds.",
+    )
+    # A suffix, not a name: the marker is "<file><suffix>" beside its file, so one marker announces one file.
+    done_marker: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9._-]{1,32}$",
+        description="A file is taken only once `<name><done_marker>` exists beside it (e.g. `.done`); the "
+        "marker is never input and moves along with its file.",
+    )
     modules: ModuleSettings | None = Field(default=None, description="Module rules for this source only.")
 
     @property
@@ -97,6 +112,26 @@ class SourceSettings(BaseModel):
             if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket):
                 raise ValueError(f"{value!r}: not an s3://bucket/prefix/ address")
         return value
+
+
+def pick_sources(settings: Settings, picks: Sequence[str]) -> Settings:
+    """``settings`` with only the sources ``--source`` names: a configured source by its name, a
+    configured source by its location (with all its settings: id prefix, format, rules), or else a
+    one-run source at that location with the defaults."""
+    chosen = []
+    for pick in picks:
+        known = next((s for s in settings.sources if s.name == pick or _same_place(s.location, pick)), None)
+        chosen.append(known or source_for(pick))
+    try:
+        return Settings.model_validate({**settings.model_dump(), "sources": [c.model_dump() for c in chosen]})
+    except ValidationError as exc:
+        raise ConfigError(describe_settings_error(exc, "--source")) from exc
+
+
+def _same_place(a: str, b: str) -> bool:
+    if a.startswith("s3://") or b.startswith("s3://"):
+        return a.rstrip("/") == b.rstrip("/")
+    return os.path.abspath(a) == os.path.abspath(b)
 
 
 def source_for(location: str) -> SourceSettings:

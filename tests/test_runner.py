@@ -16,13 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from ingest.errors import ConfigError, StoreDenied, StoreUnavailable
+from ingest.errors import ConfigError, SourceError, StoreDenied, StoreUnavailable
 from ingest.keys import Keys, run_key
 from ingest.models import Document
 from ingest.report import Reporter, RunReport
 from ingest.runner import open_sources, run_once, watch
 from ingest.settings import Settings, SourceSettings, load_settings
 from ingest.sources import Candidate, Source
+from ingest.stores.faults import FaultyStore
 from ingest.stores.memory import MemoryStore
 
 #: The runs' clock: an hour ahead of the real one, so files this test writes are an hour old unless it says so.
@@ -187,8 +188,8 @@ class ReplacedAfterRead:
     def __getattr__(self, name: str) -> object:
         return getattr(self.inner, name)
 
-    def read(self, candidate: Candidate, max_bytes: int) -> bytes | None:
-        data = self.inner.read(candidate, max_bytes)
+    def read(self, candidate: Candidate, max_bytes: int, now: float) -> bytes | None:
+        data = self.inner.read(candidate, max_bytes, now)
         self.replace(candidate)
         return data
 
@@ -293,3 +294,70 @@ def test_watch_stops_on_a_terminal_storage_error(tmp_path: Path) -> None:
     settings = settings_with(SourceSettings(name="drop", location=str(tmp_path), settle_seconds=0))
     with pytest.raises(StoreDenied, match="access denied"):
         watch(settings, store, open_sources(settings), Reporter("text", out=io.StringIO()), threading.Event())
+
+
+def test_leases_are_keyed_by_where_a_file_is_not_by_the_source_name(tmp_path: Path) -> None:
+    from ingest.stores.leases import Leases
+
+    store = MemoryStore()
+    drop = tmp_path / "drop"
+    fill(drop, 2)
+    # Another run holds story-000 through a source of another name (a --source beside the configured one).
+    other = Leases(store, PREFIX, "other-run", 60, clock=lambda: NOW)
+    assert other.acquire(str(drop / "story-000.txt"))
+    report = sweep(store, drop)  # this source is called "drop"
+    assert report.leased_elsewhere == 1
+    assert [f.path for f in report.files] == [str(drop / "story-001.txt")]
+    assert (drop / "story-000.txt").exists()
+
+
+def test_a_lost_lease_reply_keeps_the_lease_and_a_failed_release_does_not_fail_the_run(tmp_path: Path) -> None:
+    store = MemoryStore()
+    drop = tmp_path / "drop"
+    fill(drop, 3)
+    # Every delete fails: the leases cannot be released once the files are stored and moved.
+    failing = FaultyStore(store, operations=frozenset({"delete"}), rate=1.0, after=False)
+    settings = settings_with(SourceSettings(name="drop", location=str(drop)))
+    sources = open_sources(settings)
+    report = run_once(settings, failing, sources, Reporter("text", out=io.StringIO()), clock=lambda: NOW)
+    assert (report.error, report.counts) == (None, {"created": 3})
+    assert len(list((drop / "processed").rglob("*.txt"))) == 3
+    assert store.get(run_key(PREFIX, report.run_id)) is not None  # the report was stored
+    assert len(list(store.list_keys(f"{PREFIX}locks/"))) == 3  # left to expire
+
+
+def test_a_bad_source_does_not_stop_a_good_one_and_the_run_is_not_green(tmp_path: Path) -> None:
+    store = MemoryStore()
+    good = tmp_path / "good"
+    fill(good, 2)
+    settings = settings_with(
+        SourceSettings(name="typo", location=str(tmp_path / "no-such-folder")),
+        SourceSettings(name="good", location=str(good)),
+    )
+    out = io.StringIO()
+    with pytest.raises(SourceError, match="1 source\\(s\\) could not be swept: typo"):
+        run_once(settings, store, open_sources(settings), Reporter("text", out=out), clock=lambda: NOW)
+    assert len(list((good / "processed").rglob("*.txt"))) == 2  # the good source was swept
+    assert len([line for line in out.getvalue().splitlines() if line.startswith("created ")]) == 2
+    [key] = store.list_keys(f"{PREFIX}runs/")
+    stored = store.get(key)
+    assert stored is not None
+    saved = RunReport.model_validate_json(stored.body)
+    assert "no-such-folder" in saved.source_errors["typo"] and saved.error is not None
+    assert saved.counts == {"created": 2}
+
+
+def test_idle_and_failed_runs_store_their_report(tmp_path: Path) -> None:
+    store = MemoryStore()
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    idle = sweep(store, drop)
+    assert idle.files == [] and store.get(run_key(PREFIX, idle.run_id)) is not None
+    down = Outage()
+    settings = settings_with(SourceSettings(name="drop", location=str(drop)))
+    with pytest.raises(StoreUnavailable):
+        run_once(settings, down, open_sources(settings), Reporter("text", out=io.StringIO()), clock=lambda: NOW)
+    down.down = False
+    [key] = down.list_keys(f"{PREFIX}runs/")  # stored once storage answered again (the put came after)
+    stored = down.get(key)
+    assert stored is not None and "unreachable" in (RunReport.model_validate_json(stored.body).error or "")

@@ -70,3 +70,20 @@ def test_sources_are_validated_by_name_and_location(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_settings(config=bad, env={})
     assert "sources.0.name (from" in str(err.value) and "sources.1.location (from" in str(err.value)
+
+
+def test_source_flag_picks_a_configured_source_by_name_or_location_with_its_settings(tmp_path: Path) -> None:
+    from ingest.settings import pick_sources
+
+    inbox = tmp_path / "wires"
+    path = config(
+        tmp_path,
+        f"sources:\n  - {{name: wires, location: {inbox}, id_prefix: ap-}}\n"
+        "  - {name: inbox, location: 's3://inbox/race/', format: ninjs}\n",
+    )
+    settings = load_settings(config=path, env={})
+    assert [(s.name, s.id_prefix) for s in pick_sources(settings, ["wires"]).sources] == [("wires", "ap-")]
+    by_place = pick_sources(settings, [str(inbox) + "/", "s3://inbox/race"]).sources
+    assert [(s.name, s.id_prefix, s.format) for s in by_place] == [("wires", "ap-", None), ("inbox", "", "ninjs")]
+    other = pick_sources(settings, [str(tmp_path / "elsewhere")]).sources
+    assert [(s.name, s.id_prefix) for s in other] == [("elsewhere", "")]  # a one-run source with the defaults

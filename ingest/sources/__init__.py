@@ -3,7 +3,8 @@
 A source lists candidates, reads one, and after the pipeline has durably stored (or refused) it,
 moves it to ``processed/`` or ``failed/`` (with ``<name>.error.json`` beside it). Nothing is moved
 or deleted before its document is stored. ``open_source`` picks the module from the location. A file
-replaced after it was read raises ``ingest.errors.SourceChanged`` and stays for the next run.
+that changes while it is read, or is replaced after it was read, raises ``ingest.errors.SourceChanged``
+and stays for the next run.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ class Candidate:
     refusal: str | None = None
     #: The listed entry is a symlink (inside the folder); anything else must not become one later.
     is_link: bool = False
+    #: What a drop folder listed: ``(st_dev, st_ino, st_size, st_mtime_ns)``. The file is stored only if it
+    #: is still exactly this when opened and after reading, so a rewrite after the listing is never half-read.
+    listed: tuple[int, int, int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -55,8 +59,10 @@ class Source(Protocol):
 
     def scan(self, now: float) -> Scan: ...
 
-    def read(self, candidate: Candidate, max_bytes: int) -> bytes | None:
-        """The candidate's bytes; None when it vanished (another run took it)."""
+    def read(self, candidate: Candidate, max_bytes: int, now: float) -> bytes | None:
+        """The candidate's bytes; None when it vanished (another run took it). ``now`` (epoch seconds) is
+        the reading run's clock, for sources that judge whether a file is complete by its age. Raises
+        ``SourceChanged`` when what was read is not what settled (the file is left for the next run)."""
         ...
 
     def done(self, candidate: Candidate, when: datetime) -> str:

@@ -12,7 +12,7 @@ import os
 from datetime import datetime
 from pathlib import Path
 
-from ingest.errors import Check, ConfigError, ReadError, SourceChanged, SourceError
+from ingest.errors import Check, ReadError, SourceChanged, SourceError
 from ingest.reader import read_file
 from ingest.settings import SourceSettings
 from ingest.sources import Candidate, Scan, ignored
@@ -29,7 +29,7 @@ class Folder:
 
     def scan(self, now: float) -> Scan:
         if not self.root.is_dir():
-            raise ConfigError(f"source {self.settings.name}: {self.root} is not a folder")
+            raise SourceError(f"source {self.settings.name}: {self.root} is not a folder")
         real_root = self.root.resolve()
         ready: list[Candidate] = []
         waiting: list[str] = []
@@ -61,7 +61,7 @@ class Folder:
         target = path.resolve()
         return target.is_relative_to(real_root) and target.is_file()
 
-    def read(self, candidate: Candidate, max_bytes: int) -> bytes | None:
+    def read(self, candidate: Candidate, max_bytes: int, now: float) -> bytes | None:
         path = Path(candidate.ref)
         if not path.exists() and not path.is_symlink():
             return None

@@ -38,7 +38,7 @@ class S3Inbox:
             ready.append(Candidate(key, name, size, f"s3://{self.store.bucket}/{key}"))
         return Scan(ready, [])
 
-    def read(self, candidate: Candidate, max_bytes: int) -> bytes | None:
+    def read(self, candidate: Candidate, max_bytes: int, now: float) -> bytes | None:
         if candidate.size > max_bytes:
             reason = f"is {candidate.size} bytes, above the {max_bytes}-byte limit"
             raise ReadError(candidate.display, reason, check=Check.SIZE_LIMIT)

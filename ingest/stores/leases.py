@@ -1,11 +1,15 @@
 """Per-file leases in the document store, so overlapping runs never take the same input file.
 
-A lease is one object, ``{prefix}locks/{source}/{sha256(ref)[:40]}.json`` (``ingest.keys.lock_key``),
-holding ``{"run_id", "file", "expires_at"}``. It is created with ``If-None-Match: *``; a run that finds
+A lease is one object, ``{prefix}locks/{sha256(ref)[:40]}.json`` (``ingest.keys.lock_key``), holding
+``{"run_id", "file", "expires_at"}``. ``ref`` names the file itself (an absolute path, an ``s3://`` URL),
+never the source that lists it, so two sources, or a configured source and a ``--source`` for the same
+place, lease the same file under the same key. It is created with ``If-None-Match: *``; a run that finds
 another run's lease expired takes it over with ``If-Match`` on the ETag it read, so of two runs racing
 for an expired lease one wins. The holder renews it (``If-Match`` again) just before moving the file, so
 a run whose lease expired and was taken over learns it and leaves the file to the run that holds it now;
-it is released (deleted, ``If-Match``) only while it is still ours.
+it is released (deleted, ``If-Match``) only while it is still ours, and only on a best-effort basis: a
+lease that cannot be released expires. A lost reply (the write applied, its retry then losing its
+condition) is recognised by reading the lease back: it holds exactly what we wrote.
 
 Leases use only the ``Store`` protocol, so they live beside the stores. The clock is passed in, so tests
 move time instead of sleeping; it must return timezone-aware times (a naive one raises ``TypeError``
@@ -21,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from ingest.errors import StoreError
 from ingest.keys import lock_key
 
 if TYPE_CHECKING:
@@ -50,13 +55,13 @@ class Leases:
     #: ETag of each lease we hold, by key: the condition for renewing and releasing it.
     _etags: dict[str, str] = field(default_factory=dict)
 
-    def key(self, source: str, ref: str) -> str:
-        """Where the lease on ``ref`` (a file path or inbox key) of ``source`` lives."""
-        return lock_key(self.prefix, source, ref)
+    def key(self, ref: str) -> str:
+        """Where the lease on ``ref`` (a file's absolute path or ``s3://`` URL) lives."""
+        return lock_key(self.prefix, ref)
 
-    def acquire(self, source: str, ref: str) -> bool:
+    def acquire(self, ref: str) -> bool:
         """Take the lease on ``ref``: True when we now hold it (new, ours already, or expired and taken over)."""
-        key = self.key(source, ref)
+        key = self.key(ref)
         etag = self.store.put_new(key, self._body(ref))
         if etag is None:
             etag = self._take_over(key, ref)
@@ -65,22 +70,31 @@ class Leases:
         self._etags[key] = etag
         return True
 
-    def renew(self, source: str, ref: str) -> bool:
+    def renew(self, ref: str) -> bool:
         """Extend our lease; False when another run took it over meanwhile (then the file is not ours)."""
-        key = self.key(source, ref)
-        etag = self.store.replace(key, self._body(ref), self._etags.get(key))
+        key = self.key(ref)
+        body = self._body(ref)
+        etag = self.store.replace(key, body, self._etags.get(key))
+        if etag is None:
+            held = self.store.get(key)  # lost the condition: to another run, or to our own applied write?
+            etag = held.etag if held is not None and held.body == body else None
         if etag is None:
             self._etags.pop(key, None)
             return False
         self._etags[key] = etag
         return True
 
-    def release(self, source: str, ref: str) -> None:
-        """Delete our lease; a lease another run holds now is left alone."""
-        key = self.key(source, ref)
+    def release(self, ref: str) -> None:
+        """Delete our lease, best effort: one another run holds now is left alone, and one that cannot be
+        deleted (storage trouble after the work is done) simply expires."""
+        key = self.key(ref)
         etag = self._etags.pop(key, None)
-        if etag is not None:
+        if etag is None:
+            return
+        try:
             self.store.delete(key, if_match=etag)
+        except StoreError as exc:
+            log.warning("could not release the lease on %s (%s); it expires in %.0f s", ref, exc, self.seconds)
 
     def _body(self, ref: str) -> bytes:
         expires = self.clock() + timedelta(seconds=self.seconds)
