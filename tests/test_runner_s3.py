@@ -34,13 +34,17 @@ def _ingest(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
     )
 
 
-def test_overlapping_runs_never_take_a_file_twice(
+def test_overlapping_runs_never_take_a_file_twice_however_they_name_the_source(
     tmp_path: Path, cli_env: dict[str, str], prefix: str, store: S3Store
 ) -> None:
     drop = tmp_path / "drop"
     fill(drop, 40, now=datetime.now(UTC))
-    env = {**cli_env, "INGEST_BATCH_SIZE": "5"}
-    runs = [_ingest("run", "--source", str(drop), "--log-format", "json", env=env) for _ in range(3)]
+    config = tmp_path / "ingest.yaml"
+    config.write_text(f"sources:\n  - {{name: wires, location: {drop}}}\n")
+    env = {**cli_env, "INGEST_BATCH_SIZE": "5", "INGEST_CONFIG": str(config)}
+    # The configured source, the same folder by path, and by its name: one lease per file all the same.
+    spellings = (["run"], ["run", "--source", str(drop) + "/"], ["run", "--source", "wires"])
+    runs = [_ingest(*args, "--log-format", "json", env=env) for args in spellings]
     outputs = [proc.communicate(timeout=180) for proc in runs]
     assert [proc.returncode for proc in runs] == [0, 0, 0], outputs
     events = [json.loads(line) for _, err in outputs for line in err.splitlines() if '"event": "file"' in line]
@@ -50,6 +54,19 @@ def test_overlapping_runs_never_take_a_file_twice(
     assert len([p.name for p in (drop / "processed").rglob("*.txt")]) == 40
     for n in (0, 17, 39):
         assert store.get(Keys(prefix, f"story-{n:03d}").version(2)) is None
+
+
+def test_an_idle_run_and_a_run_with_a_bad_source_store_their_reports(
+    tmp_path: Path, cli_env: dict[str, str], prefix: str, store: S3Store
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    idle = cli("run", "--source", str(empty), "--log-format", "text", env=cli_env)
+    assert idle.returncode == 0 and "0 files" in idle.stdout
+    bad = cli("run", "--source", str(tmp_path / "typo"), "--source", str(empty), "--log-format", "text", env=cli_env)
+    assert bad.returncode == 2 and bad.stderr.splitlines()[-1].startswith("error: 1 source(s) could not be swept")
+    reports = [RunReport.model_validate_json(store.get(k).body) for k in store.list_keys(f"{prefix}runs/")]  # type: ignore[union-attr]
+    assert sorted((r.error is None, tuple(r.source_errors)) for r in reports) == [(False, ("typo",)), (True, ())]
 
 
 class OutageProxy(FaultProxy):
