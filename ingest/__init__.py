@@ -12,7 +12,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from ingest.api import formats, ingest_files, open_store, preview_files, rollback
+from ingest.api import formats, ingest_files, open_sources, open_store, preview_files, retry_failed, rollback
 from ingest.archive import Archive
 from ingest.commit import Committer
 from ingest.errors import (
@@ -47,7 +47,7 @@ from ingest.models import (
 from ingest.outcome import Outcome
 from ingest.prepare import Prepared, prepare
 from ingest.report import LogFormat, Reporter, RunReport, setup_logging
-from ingest.runner import open_sources, retry_failed, run_once, watch
+from ingest.runner import run_once, watch
 from ingest.settings import Settings, SourceSettings, load_settings
 from ingest.stores import FaultyStore, MemoryStore, S3Store, Store
 

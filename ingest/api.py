@@ -10,26 +10,46 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from ingest.archive import Archive
-from ingest.commit import Clock, Committer, utcnow
+from ingest import runner
+from ingest.clock import Clock, utcnow
+from ingest.commit import Committer
 from ingest.models import Document
 from ingest.outcome import Outcome
 from ingest.parsers import Parser, registry
 from ingest.prepare import Prepared, guarded, prepare_file, preview
 from ingest.report import redact_values
-from ingest.rules import rules_for
+from ingest.rules import check_settings, rules_for
 from ingest.settings import Settings
+from ingest.sources import Source
 from ingest.split import Rules
 from ingest.stores.base import Store
 from ingest.stores.s3 import S3Store
+from ingest.versioning import safe_id
 
 
-def open_store(settings: Settings) -> Store:
-    """The document store the settings name, with their retry budget; its credentials are redacted from
-    every log line from here on."""
-    store = S3Store(settings.bucket, attempts=settings.retry_attempts, max_seconds=settings.retry_max_seconds)
+def open_store(settings: Settings, bucket: str | None = None) -> Store:
+    """The document store the settings name (or another ``bucket``, for an S3 inbox), with their retry
+    budget; its credentials are redacted from every log line from here on."""
+    check_settings(settings)
+    store = S3Store(bucket or settings.bucket, attempts=settings.retry_attempts, max_seconds=settings.retry_max_seconds)
     redact_values(store.credential_values())
     return store
+
+
+def open_sources(settings: Settings, open_store: Callable[[str], Store] | None = None) -> list[Source]:
+    """The configured sources, checked (``ingest run`` and ``watch``); S3 inboxes read through
+    ``open_store(bucket)``, by default an ``S3Store`` with the settings' retry budget."""
+    return runner.open_sources(settings, open_store or (lambda bucket: _s3(settings, bucket)))
+
+
+def retry_failed(settings: Settings) -> list[tuple[Source, list[str]]]:
+    """Put every refused file of each source back for the next run (``ingest retry-failed``); the names
+    put back, per source."""
+    return [(source, source.retry_failed()) for source in open_sources(settings)]
+
+
+def _s3(settings: Settings, bucket: str) -> Store:
+    return open_store(settings, bucket)
 
 
 def preview_files(
@@ -37,6 +57,7 @@ def preview_files(
 ) -> Iterator[Document | Outcome]:
     """What each file would be stored as (version 1 of a new article), or its ``failed`` outcome; nothing
     is stored (``ingest parse``)."""
+    check_settings(settings)
     rules = rules_for(settings)
     for path in paths:
         result = _read(path, rules, settings, clock)
@@ -55,7 +76,8 @@ def ingest_files(
 ) -> list[Outcome]:
     """Ingest files in batches of ``settings.batch_size`` (``ingest file``). Bad files become ``failed``
     outcomes; a storage failure raises ``StoreError`` (the run cannot go on)."""
-    rules = rules_for(settings)  # a bad rule is a ConfigError before any file is read
+    check_settings(settings)  # a bad rule or format is a ConfigError before any file is read
+    rules = rules_for(settings)
     committer = Committer(store, settings.prefix, workers=settings.workers, clock=clock)
     outcomes: list[Outcome] = []
     for start in range(0, len(paths), settings.batch_size):
@@ -75,8 +97,8 @@ def rollback(
     settings: Settings, store: Store, article_id: str, to: int, note: str, editor: str | None = None
 ) -> Outcome:
     """A new version of ``article_id`` with version ``to``'s content (``ingest rollback``)."""
-    keys = Archive(store, settings.prefix).keys(article_id)
-    return Committer(store, settings.prefix, workers=settings.workers).rollback(keys.id, to, note, editor)
+    committer = Committer(store, settings.prefix, workers=settings.workers)
+    return committer.rollback(safe_id(article_id, article_id), to, note, editor)
 
 
 def formats() -> list[Parser]:

@@ -20,26 +20,20 @@ import secrets
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from ingest.archive import load_document
-from ingest.errors import Check, NotFound, StoreConflict
+from ingest.clock import Clock, utcnow
+from ingest.errors import Check, InvalidDocument, NotFound, StoreConflict
 from ingest.keys import Keys, changes_key, raw_content_type
 from ingest.models import ChangeEntry, Document
 from ingest.outcome import Outcome, OutcomeWord
 from ingest.prepare import Prepared
 from ingest.stores.base import Store
-from ingest.versioning import new_version, stale_reason
+from ingest.versioning import new_version, stale_reason, unrelated
 
 #: Races lost in a row on one article before giving up (each loss means another writer progressed).
 MAX_RACES = 64
-Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def new_run_id(now: datetime) -> str:
     """A run id that sorts by start time: ``20261124T083000-1a2b3c``."""
     return now.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
@@ -132,7 +126,8 @@ class Committer:
             latest.doc,
             build,
             settle=lambda prev: self._unchanged(path, keys, prev, sha, note),
-            ours=lambda theirs: theirs.content_sha256 == sha and theirs.rolled_back_to == to,
+            # With no latest.json (a run died before step 4) the version found is the one to repair.
+            ours=lambda prev, theirs: theirs.content_sha256 == sha and (prev is None or theirs.rolled_back_to == to),
         )
         if isinstance(claimed, Outcome):
             return claimed
@@ -155,10 +150,14 @@ class Committer:
 
         def settle(prev: Document | None) -> Outcome | None:
             done = self._unchanged(item.path, keys, prev, sha, note)
-            reason = stale_reason(prev, sha, item.source.input_version) if done is None and prev else None
-            if reason is not None and prev is not None:
+            if done is not None or prev is None:
+                return done
+            reason = stale_reason(prev, sha, item.source.input_version)
+            if reason is not None:
                 return Outcome(item.path, "stale", item.id, prev.version, keys.version(prev.version), message=reason)
-            return done
+            if item.id_from_name and not item.replace_unrelated and unrelated(prev.content(), item.content):
+                return Outcome.failed(item.path, _conflict(item, prev))
+            return None
 
         def build(prev: Document | None) -> Document:
             number = prev.version + 1 if prev else 1
@@ -174,9 +173,12 @@ class Committer:
                 editor=editor,
             )
 
-        claimed = self._claim(keys, latest.doc, build, settle, ours=lambda theirs: theirs.content_sha256 == sha)
+        seen: list[Document] = []  # the newest version the claim learned of, for the next file of the batch
+        claimed = self._claim(
+            keys, latest.doc, build, settle, ours=lambda prev, theirs: theirs.content_sha256 == sha, seen=seen
+        )
         if isinstance(claimed, Outcome):
-            return claimed, latest
+            return claimed, _Latest(seen[-1], latest.etag) if seen else latest
         doc, body = claimed
         self.store.put_new(keys.raw(doc.version, item.raw_ext), item.raw, raw_content_type(item.raw_ext))
         outcome = Outcome(item.path, _word(doc), item.id, doc.version, keys.version(doc.version))
@@ -199,13 +201,15 @@ class Committer:
         prev: Document | None,
         build: Callable[[Document | None], Document],
         settle: Callable[[Document | None], Outcome | None],
-        ours: Callable[[Document], bool],
+        ours: Callable[[Document | None, Document], bool],
+        seen: list[Document] | None = None,
     ) -> tuple[Document, bytes] | Outcome:
         """Step 1: write the next version number, or learn that nothing is to be written.
 
-        ``settle`` answers for content that needs no new version (unchanged, stale); ``ours`` recognises a
-        version that holds what we were writing (a retried request that had succeeded, or a run that died
-        after this step), which is then carried on with rather than written again.
+        ``settle`` answers for content that needs no new version (unchanged, stale); ``ours(prev, theirs)``
+        recognises a version that holds what we were writing (a retried request that had succeeded, or a
+        run that died after this step), which is then carried on with rather than written again. Versions
+        other writers won are appended to ``seen``.
         """
         for _ in range(MAX_RACES):
             done = settle(prev)
@@ -220,9 +224,11 @@ class Committer:
             theirs = load_document(winner, key)
             if winner is None or theirs is None:  # removed between the two requests: try the number again
                 continue
-            if ours(theirs):
+            if ours(prev, theirs):
                 return theirs, winner.body
             prev = theirs
+            if seen is not None:
+                seen.append(theirs)
         raise StoreConflict(
             f"gave up on {keys.id} after losing {MAX_RACES} races in a row", operation="PUT", key=keys.version(0)
         )
@@ -250,6 +256,7 @@ class Committer:
                 action=d.action,
                 content_sha256=d.content_sha256,
                 time=d.created_at,
+                embargoed=d.embargoed,
             ).model_dump_json()
             for d in docs
         ]
@@ -272,7 +279,16 @@ class Committer:
 
 
 def _word(doc: Document) -> OutcomeWord:
+    # A kill is announced as such (its document's action), never as a plain update.
+    if doc.action == "withdrawn":
+        return "withdrawn"
     return "created" if doc.version == 1 else "updated"
 
 
-
+def _conflict(item: Prepared, prev: Document) -> InvalidDocument:
+    reason = (
+        f"its id {item.id!r}, made from its file name, is already the article {prev.headline!r} (v{prev.version}), "
+        "and it shares no headline or paragraph with it: not stored as its next version. Give the source an "
+        "id_prefix, let the file declare its id, or set id_conflict: replace on the source"
+    )
+    return InvalidDocument(item.path, reason, check=Check.ID_CONFLICT, field="id")

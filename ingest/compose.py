@@ -85,6 +85,7 @@ def _compose(draft: Draft, rules: Rules, name: str) -> Composed:
         published_at=draft.published_at,
         updated_at=draft.updated_at,
         withdrawn=draft.withdrawn,
+        embargoed=draft.embargoed,
         body=parts.body,
         related_links=parts.related_links,
         module_headings=parts.module_headings,

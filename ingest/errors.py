@@ -19,13 +19,15 @@
             └── StoreConflict    a conditional write kept losing races                            transient
 
 ``Transient`` and ``Terminal`` are markers (after dlt's ``TransientException``/``TerminalException``):
-a caller that can wait (``ingest watch``) backs off on a transient error and stops on a terminal one.
+a caller that can wait (``ingest watch``) backs off on a transient error and stops on anything else.
 
 A per-file error names the file; ``str(err)`` is ``"<file>: <reason>"`` and never holds a traceback.
 Its kind is a ``Check``: the word written as ``check`` in JSON output, run reports and ``.error.json``
 files (a contract). Third-party exceptions (botocore, pydantic, yaml) are translated into these at the
 module that calls the library, with ``raise ... from exc`` so the cause survives for ``--debug``;
-pydantic errors become messages through one helper, ``field_errors``.
+pydantic errors become words in one place, ``field_errors``; ``describe_validation`` (first field),
+``settings.describe_settings_error`` (with where each value came from) and ``parsers._json.field_error``
+(naming the input file) only shape its output.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class Check(StrEnum):
     HEADLINE = "headline"
     BODY = "body"
     ID = "id"
+    ID_CONFLICT = "id-conflict"
     SCHEMA = "schema"
     DEPTH = "depth"
     ROLLBACK = "rollback"
@@ -161,10 +164,6 @@ class StoreError(RunError):
         self.status = status
         super().__init__(message)
 
-    @property
-    def transient(self) -> bool:
-        """Whether waiting may help (the class carries the ``Transient`` marker)."""
-        return isinstance(self, Transient)
 
 
 class StoreUnavailable(StoreError, Transient):

@@ -21,7 +21,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 SCHEMA_VERSION: Literal["1.0"] = "1.0"
 
 NonEmpty = Annotated[str, Field(min_length=1)]
-Action = Literal["created", "updated", "corrected", "rolled_back"]
+Action = Literal["created", "updated", "corrected", "rolled_back", "withdrawn"]
+
+
+#: Content fields added after documents were stored: left out of the hash while unset (see ``Content.sha256``).
+_ADDED_LATER = ("embargoed",)
 
 
 class _Model(BaseModel):
@@ -85,6 +89,10 @@ class Content(_Model):
     published_at: datetime | None = Field(default=None, description="First publication time from the input.")
     updated_at: datetime | None = Field(default=None, description="Last update time stated by the input.")
     withdrawn: bool = Field(default=False, description="True when the source withdrew (killed) the story.")
+    embargoed: datetime | None = Field(
+        default=None,
+        description="Not to be published before this time; a CMS must hold the story until then.",
+    )
     body: list[Block] = Field(
         description="The story text, in order, without any module lines. Never empty, except for a withdrawn "
         "(killed) item that came without a body.",
@@ -104,8 +112,16 @@ class Content(_Model):
         return self
 
     def sha256(self) -> str:
-        """Hash of the canonical JSON of the content: sorted keys, UTF-8, no insignificant whitespace."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        """Hash of the canonical JSON of the content: sorted keys, UTF-8, no insignificant whitespace.
+
+        A field added after documents were stored is left out while it is unset, so content that does not
+        use it keeps the hash it always had (a re-sent story stays ``unchanged``, not a new version).
+        """
+        data = self.model_dump(mode="json")
+        for field in _ADDED_LATER:
+            if data.get(field) is None:
+                del data[field]
+        canonical = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
@@ -135,6 +151,13 @@ class SourceInfo(_Model):
         default=False,
         description="True when the input repeated the headline as its next line (a scraping artefact that "
         "is dropped, the one input line not kept in the document).",
+    )
+    # Notes the source marks non-public (a NewsML-G2 edNote with a "nonpublic" pubconstraint: reporters'
+    # phone numbers) are not kept here either: the parsers drop them.
+    internal_notes: list[str] = Field(
+        default_factory=list,
+        description="Agency notes for editors (NewsML-G2 edNote, ninjs ednote, NITF ed-msg); internal advice, "
+        "never for readers",
     )
 
 
@@ -178,7 +201,10 @@ class _VersionHead(_Model):
     )
     version: int = Field(ge=1, description="1 for the first version, +1 for every content change.")
     content_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the canonical content.")
-    action: Action = Field(description="What made this version: created, updated, corrected or rolled_back.")
+    action: Action = Field(
+        description="What made this version: created, updated, corrected, rolled_back, or withdrawn (the "
+        "source killed the story in this version)."
+    )
     created_at: datetime = Field(description="When this version was stored (UTC).")
     previous_version: int | None = Field(default=None, description="The version this one replaced.")
     correction: Correction | None = Field(default=None, description="The editor's note, for corrections.")
@@ -230,9 +256,13 @@ class ChangeEntry(_Model):
     id: str = Field(description="Article id.")
     version: int = Field(ge=1, description="The new version number.")
     key: str = Field(description="Storage key of the version document.")
-    action: Action = Field(description="created, updated, corrected or rolled_back.")
+    action: Action = Field(description="created, updated, corrected, rolled_back or withdrawn (a kill).")
     content_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     time: datetime = Field(description="When the version was stored (UTC).")
+    embargoed: datetime | None = Field(
+        default=None,
+        description="The version's embargo: not to be published before this time; a CMS must hold it until then.",
+    )
 
 
 # ---------------------------------------------------------------------------------------------- input
@@ -265,6 +295,10 @@ class InputArticle(_Model):
     )
     updated_at: datetime | None = Field(
         default=None, description="Last update time, ISO 8601; without an offset it is read as UTC."
+    )
+    embargoed: datetime | None = Field(
+        default=None,
+        description="Not to be published before this time, ISO 8601; without an offset it is read as UTC.",
     )
     version: Annotated[int, Field(ge=0, strict=True)] | str | None = Field(
         default=None,

@@ -1,9 +1,10 @@
 """What happened to one input: the result of the unit of work, and a public contract.
 
 The outcome words and the JSON field names are what ``ingest file --json`` prints and what scripts
-read: ``created`` (v1 of a new article), ``updated`` (a new version), ``unchanged`` (same content as
-the latest: nothing written), ``stale`` (an earlier, superseded content or an older input version:
-nothing written), ``failed`` (refused, with the reason).
+read: ``created`` (v1 of a new article), ``updated`` (a new version), ``withdrawn`` (a new version in
+which the source killed the story: its document's action is ``withdrawn`` too), ``unchanged`` (same
+content as the latest: nothing written), ``stale`` (an earlier, superseded content or an older input
+version: nothing written), ``failed`` (refused, with the reason).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Literal
 
 from ingest.errors import InputError, printable
 
-OutcomeWord = Literal["created", "updated", "unchanged", "stale", "failed"]
+OutcomeWord = Literal["created", "updated", "withdrawn", "unchanged", "stale", "failed"]
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,11 @@ class Prepared:
     source: SourceInfo
     note: str | None = None
     editor: str | None = None
+    #: The id came from the file name (the input declared none): such an id can be shared by unrelated
+    #: stories (``bbc/001.txt`` and ``sport/001.txt``), so one must not silently replace the other.
+    id_from_name: bool = False
+    #: The source allows a story that shares nothing with the stored one to become its next version.
+    replace_unrelated: bool = False
 
     @cached_property
     def content_sha256(self) -> str:
@@ -67,11 +72,13 @@ def prepare(
     format: str | None = None,
     id_from: Literal["input", "file"] = "input",
     id_prefix: str = "",
+    id_conflict: Literal["refuse", "replace"] = "refuse",
 ) -> Prepared:
     """Read, parse and compose one input. Pure: the same arguments give the same content and hash.
 
     ``format`` forces a parser (default: detected from the content); the id is ``doc_id`` when given,
     else the input's own id (``id_from="input"``) or the file name stem, with ``id_prefix`` before it.
+    ``id_conflict`` says what becomes of a file whose name-made id holds an unrelated story already.
     """
     shown = display or file_name
     with _refusals(shown):
@@ -98,6 +105,7 @@ def prepare(
             line_endings=decoded.line_endings,
             input_version=draft.version,
             headline_repeated=composed.headline_repeated,
+            internal_notes=list(draft.internal_notes),
         )
     return Prepared(
         path=shown,
@@ -108,6 +116,8 @@ def prepare(
         source=source,
         note=draft.note,
         editor=draft.editor,
+        id_from_name=not doc_id and not (draft.id and id_from == "input"),
+        replace_unrelated=id_conflict == "replace",
     )
 
 

@@ -1,9 +1,11 @@
 """Module-detection rules: the rules files (``config/modules.yaml``, a source's own) compiled for the splitter.
 
 Rules are data: ordered regular expressions of four kinds (``link``, ``heading``, ``cta``, ``furniture``)
-read from YAML and validated by name. ``rules_for`` compiles a rule set once per process, by content,
-so every file of a run (and every source sharing a rule set) uses the same compiled patterns. A bad
-rule is a ``ConfigError`` naming the file, the key and why.
+read from YAML and validated by name. ``rules_for`` compiles a rule set once per process for each
+distinct ``modules`` setting (rules file path, rules added and switched off), so every file of a run, and
+every source sharing a rule set, uses the same compiled patterns; a rules file edited while the process
+runs is read again only by a new process. A bad rule is a ``ConfigError`` naming the file, the key and
+why. ``check_settings`` also checks that every source's ``format`` is a registered one.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ingest.errors import ConfigError
+from ingest.parsers import registry
 from ingest.settings import ModuleSettings, RuleSpec, Settings, SourceSettings, describe_settings_error, read_yaml
 from ingest.split import Rule, Rules
 
@@ -74,11 +77,14 @@ def rules_for(settings: Settings, source: SourceSettings | None = None) -> Rules
         return _compiled[key]
 
 
-def check_rules(settings: Settings) -> None:
-    """Compile every rule set the settings name, so a bad rule stops a run before any file is touched."""
+def check_settings(settings: Settings) -> None:
+    """What the settings name must exist: every rule set compiles, every source's ``format`` is a
+    registered format. Called before any file is touched, so a mistake is a ``ConfigError`` (exit 2)."""
     rules_for(settings)
     for source in settings.sources:
         rules_for(settings, source)
+        if source.format is not None:
+            registry.get(source.format)  # a ConfigError naming the known formats
 
 
 def _compile(spec: RuleSpec) -> Rule:

@@ -22,7 +22,8 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from ingest.commit import Clock, Committer, new_run_id, utcnow
+from ingest.clock import Clock, utcnow
+from ingest.commit import Committer, new_run_id
 from ingest.errors import (
     Check,
     ConfigError,
@@ -30,17 +31,14 @@ from ingest.errors import (
     RunError,
     SourceChanged,
     SourceError,
-    StoreConflict,
     StoreError,
-    StoreUnavailable,
-    Terminal,
+    Transient,
 )
 from ingest.keys import run_key, store_folders
 from ingest.outcome import Outcome
-from ingest.parsers import registry
 from ingest.prepare import Prepared, guarded, prepare
 from ingest.report import FileRecord, Reporter, RunReport
-from ingest.rules import check_rules, rules_for
+from ingest.rules import check_settings, rules_for
 from ingest.settings import Settings, SourceSettings
 from ingest.sources import Candidate, Source, open_source
 from ingest.stores.base import Store
@@ -183,6 +181,10 @@ class _Sweep:
             data = self.source.read(candidate, self.settings.max_bytes, self.clock().timestamp())
         except InputError as exc:
             return Outcome.failed(candidate.display, exc)
+        except SourceChanged as exc:  # still being written, or replaced while read: never store half a file
+            log.warning("%s; left for the next run", exc)
+            self.report.waiting.append(candidate.display)
+            return None
         if data is None:
             return None
         return guarded(
@@ -196,6 +198,7 @@ class _Sweep:
                 format=conf.format,
                 id_from=conf.id_from,
                 id_prefix=conf.id_prefix,
+                id_conflict=conf.id_conflict,
             ),
         )
 
@@ -231,9 +234,9 @@ def watch(
 
     Storage that is unreachable does not end a watch: the sweep is reported, and the next one comes after
     a pause that doubles while it lasts (up to 5 minutes). A source that cannot be swept is reported each
-    sweep while the others go on. A terminal error (bad configuration, access denied, a bucket that
-    cannot be made) ends it: waiting would not help. Idle sweeps store a report every
-    ``IDLE_REPORT_SECONDS``, so the bucket shows the watch is alive.
+    sweep while the others go on. Anything waiting cannot fix (bad configuration, access denied, a
+    bucket that cannot be made, a request storage refuses) ends it, so systemd or Kubernetes sees it.
+    Idle sweeps store a report every ``IDLE_REPORT_SECONDS``, so the bucket shows the watch is alive.
     """
     refused = 0
     pause = settings.poll_seconds
@@ -255,14 +258,14 @@ def watch(
                 committer=committer,
                 clock=clock,
             )
+        except SourceError:  # reported by the sweep; the other sources were swept
+            pause = settings.poll_seconds
+            last_report = now
         except RunError as exc:
-            if isinstance(exc, Terminal):
+            if not isinstance(exc, Transient):  # access denied, bad config, a request S3 refuses: stop
                 raise
-            if isinstance(exc, StoreUnavailable | StoreConflict):
-                pause = min(max(pause * 2, settings.poll_seconds), 300.0)
-                log.error("sweep failed (%s); trying again in %.0f s", exc, pause)
-            else:
-                pause = settings.poll_seconds
+            pause = min(max(pause * 2, settings.poll_seconds), 300.0)
+            log.error("sweep failed (%s); trying again in %.0f s", exc, pause)
             last_report = now
         else:
             refused += len(report.errors)
@@ -273,21 +276,15 @@ def watch(
     return refused
 
 
-def open_sources(settings: Settings, open_store: Callable[[str], Store] | None = None) -> list[Source]:
-    """The configured sources, checked: known formats, compiled rules, inboxes apart from the store."""
+def open_sources(settings: Settings, open_store: Callable[[str], Store]) -> list[Source]:
+    """The configured sources, checked: known formats, compiled rules, inboxes apart from the store.
+    S3 inboxes read through ``open_store(bucket)``."""
     if not settings.sources:
         raise ConfigError("no sources configured: add `sources:` to config/ingest.yaml or pass --source PATH")
-    check_rules(settings)
+    check_settings(settings)
     for source in settings.sources:
-        if source.format is not None:
-            registry.get(source.format)  # a ConfigError naming the known formats
         _refuse_overlap(source, settings)
-    return [open_source(s, settings, open_store) for s in settings.sources]
-
-
-def retry_failed(settings: Settings) -> list[tuple[Source, list[str]]]:
-    """Put every refused file of each source back for the next run; the names put back, per source."""
-    return [(source, source.retry_failed()) for source in open_sources(settings)]
+    return [open_source(s, open_store) for s in settings.sources]
 
 
 def _refuse_overlap(source: SourceSettings, settings: Settings) -> None:

@@ -80,6 +80,11 @@ class SourceSettings(BaseModel):
         "`file`: always the file name.",
     )
     id_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$", description="Put before every id.")
+    id_conflict: Literal["refuse", "replace"] = Field(
+        default="refuse",
+        description="A file whose id comes from its name and whose story shares no headline or paragraph with "
+        "the stored article of that id: `refuse` it (moved to failed/, check id-conflict), or `replace` the story.",
+    )
     settle_seconds: float = Field(
         default=5.0, ge=0, description="A file is taken only once unchanged (size and mtime) for this long."
     )

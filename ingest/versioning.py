@@ -2,8 +2,9 @@
 
 * identity: ``safe_id`` and ``id_from_file_name`` make every id key-safe;
 * numbering: ``new_version`` builds version N+1 of an article from version N (or v1 from nothing),
-  with its history, change summary and action; ``stale_reason`` says when an input must not become a
-  new version (an older input version, or the content of a superseded version);
+  with its history, change summary and action (a kill is its own action, ``withdrawn``); ``stale_reason``
+  says when an input must not become a new version (an older input version, or the content of a
+  superseded version);
 * differences: ``summarize`` (stored on each version) and ``diff_lines`` (``ingest diff``).
 
 Pure functions only: the clock is passed in, and ``commit`` does the I/O.
@@ -100,10 +101,16 @@ def summarize(old: Content, new: Content) -> ChangeSummary:
 
 
 def diff_lines(old: Content, new: Content, old_label: str, new_label: str) -> list[str]:
-    """A readable paragraph-level unified diff: one paragraph a line, headline first."""
+    """A readable paragraph-level unified diff: one paragraph a line, headline first, then a status line
+    for a withdrawn (``[withdrawn]``) or embargoed (``[embargoed until <time>]``) version."""
 
     def lines(content: Content) -> list[str]:
         out = [f"# {content.headline}"]
+        # What a CMS must act on, not only the text: a kill or an embargo is a change a diff must show.
+        if content.withdrawn:
+            out.append("[withdrawn]")
+        if content.embargoed is not None:
+            out.append(f"[embargoed until {content.embargoed.isoformat()}]")
         out += [block.text.replace("\n", " ") for block in content.body]
         out += [f"[link] {link.text.strip()}" for link in content.related_links]
         return out
@@ -122,6 +129,14 @@ def stale_reason(prev: Document, content_sha256: str, input_version: str | None)
     return None
 
 
+def unrelated(old: Content, new: Content) -> bool:
+    """True when ``new`` shares nothing with ``old``: another headline and not one body paragraph in
+    common. A correction, however heavy, keeps one or the other; a different story keeps neither."""
+    if old.headline == new.headline:
+        return False
+    return not {b.text for b in old.body if b.type == "paragraph"} & {b.text for b in new.body if b.type == "paragraph"}
+
+
 def new_version(
     prev: Document | None,
     *,
@@ -134,10 +149,17 @@ def new_version(
     editor: str | None = None,
     rolled_back_to: int | None = None,
 ) -> Document:
-    """Version ``prev.version + 1`` of an article (v1 when ``prev`` is None) with this content."""
+    """Version ``prev.version + 1`` of an article (v1 when ``prev`` is None) with this content.
+
+    Its action: ``rolled_back`` for a rollback; ``withdrawn`` when the story is withdrawn now and was not
+    before (or arrives withdrawn), whatever else changed, so a kill never reads as an update; else
+    ``created``, ``corrected`` (with a note) or ``updated``.
+    """
     action: Action
     if rolled_back_to is not None:
         action = "rolled_back"
+    elif content.withdrawn and not (prev is not None and prev.withdrawn):
+        action = "withdrawn"
     elif prev is None:
         action = "created"
     elif note:

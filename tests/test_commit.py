@@ -238,3 +238,68 @@ def test_a_run_killed_between_any_two_writes_is_repaired_by_running_again(
     raw = store.get(keys.raw(target, ".txt"))
     assert raw is not None and raw.body == text.encode()
     assert {e.version for e in feed(store)} == set(range(1, target + 1))  # complete; a repeat is allowed
+
+
+def test_a_race_lost_to_a_newer_version_is_known_to_the_next_file_of_the_batch() -> None:
+    class Racing(MemoryStore):
+        """Another run writes v2 (input version 5) right after our read of latest.json."""
+
+        raced = False
+
+        def get(self, key: str) -> object:
+            found = super().get(key)
+            if key.endswith("latest.json") and not self.raced:
+                self.raced = True
+                committer(self.inner_view()).commit([item(frontmatter(5, "Rose 5 per cent."), "x.md")])
+            return found
+
+        def inner_view(self) -> MemoryStore:
+            view = MemoryStore.__new__(MemoryStore)
+            view.__dict__ = self.__dict__  # the same objects, without the racing read
+            view.get = lambda key: MemoryStore.get(self, key)  # type: ignore[method-assign]
+            return view
+
+    store = Racing()
+    store.raced = True
+    committer(store).commit([item(frontmatter(3, "Rose 3 per cent."), "x.md")])
+    store.raced = False
+    batch = [item(frontmatter(4, "Rose 4 per cent."), "x.md"), item(frontmatter(6, "Rose 5 per cent."), "x.md")]
+    outcomes = committer(store).commit(batch)
+    assert [(o.outcome, o.version) for o in outcomes] == [("stale", 2), ("unchanged", 2)]
+    assert [e.version for e in feed(store)] == [1, 2]  # v2 announced once, by the run that wrote it
+
+
+def test_rollback_repairs_a_missing_latest_pointer() -> None:
+    store = MemoryStore()
+    committer(store).commit([item()])
+    keys = Keys(PREFIX, "bridge")
+    store.delete(keys.latest)  # as if the run had died before step 4
+    out = committer(store).rollback("bridge", 1, "repair", None)
+    assert (out.outcome, out.version) == ("created", 1)
+    assert store.get(keys.latest) == store.get(keys.version(1))
+
+
+OTHER = "Markets Rally on Rate Hopes\n\nShares rose across Europe on Tuesday.\n\nBanks led the gains.\n"
+
+
+def test_an_unrelated_story_with_the_same_file_name_is_refused_not_made_the_next_version() -> None:
+    store = MemoryStore()
+    committer(store).commit([item(STORY, "001.txt")])  # bbc/001.txt
+    (clash,) = committer(store).commit([item(OTHER, "001.txt")])  # sport/001.txt
+    assert clash.outcome == "failed" and clash.error is not None
+    assert (clash.error.check, clash.error.field) == ("id-conflict", "id")
+    assert "is already the article 'Bridge Closes for Repairs' (v1)" in clash.error.reason
+    assert versions(store, "001") == [1]  # nothing written
+    # A heavy rewrite that keeps its headline, or one paragraph, is a correction, not a clash.
+    rewrite = "Bridge Closes for Repairs\n\nEverything below was rewritten by the desk.\n"
+    assert committer(store).commit([item(rewrite, "001.txt")])[0].outcome == "updated"
+
+
+def test_a_declared_id_or_a_source_that_allows_it_replaces_an_unrelated_story() -> None:
+    store = MemoryStore()
+    committer(store).commit([item(STORY, "001.txt")])
+    allowed = prepare(OTHER.encode(), "001.txt", RULES, received_at=T0, id_conflict="replace")
+    assert committer(store).commit([allowed])[0].outcome == "updated"
+    committer(store).commit([item(frontmatter(1, "Shares rose."), "a.md")])  # declares id wire-42
+    moved_on = frontmatter(2, "Completely different text.").replace("Markets Close Higher", "Another Headline")
+    assert committer(store).commit([item(moved_on, "b.md")])[0].outcome == "updated"  # the input said so

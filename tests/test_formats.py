@@ -49,6 +49,7 @@ def _observed(item: Prepared) -> dict[str, object]:
         "note": item.note,
         "editor": item.editor,
         "headline_repeated": item.source.headline_repeated,
+        "internal_notes": item.source.internal_notes,
         "content": item.content.model_dump(mode="json"),
     }
 

@@ -11,11 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ingest.api import open_sources
 from ingest.errors import InputError
 from ingest.outcome import Outcome
 from ingest.prepare import Prepared, guarded, prepare_file
 from ingest.report import Reporter
-from ingest.runner import open_sources, run_once
+from ingest.runner import run_once
 from ingest.settings import SourceSettings, load_settings
 from ingest.stores.memory import MemoryStore
 from tests.conftest import RECEIVED, RULES, prepared

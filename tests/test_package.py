@@ -113,7 +113,7 @@ def test_settings_know_neither_the_splitter_nor_the_parsers() -> None:
 
 
 def test_the_pipeline_depends_on_the_store_protocol_not_on_s3() -> None:
-    for module in ("commit", "archive", "runner", "sources.s3inbox", "prepare"):
+    for module in ("commit", "archive", "runner", "sources.__init__", "sources.s3inbox", "prepare"):
         assert "ingest.stores.s3" not in _imports(module), module
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ingest.errors import ConfigError
-from ingest.rules import check_rules, load_rules, rules_for
+from ingest.rules import check_settings, load_rules, rules_for
 from ingest.settings import ModuleSettings, SourceSettings, load_settings
 
 
@@ -35,7 +35,7 @@ def test_rules_can_be_added_and_disabled(tmp_path: Path) -> None:
 def test_disabling_an_unknown_rule_names_it(tmp_path: Path) -> None:
     settings = load_settings(config=config(tmp_path, "modules:\n  disable: [no-such-rule]\n"), env={})
     with pytest.raises(ConfigError, match=r"modules\.disable: no rule named 'no-such-rule'"):
-        check_rules(settings)
+        check_settings(settings)
 
 
 def test_a_bad_rules_file_names_the_file_and_key(tmp_path: Path) -> None:

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from ingest.api import open_sources, retry_failed
 from ingest.errors import ConfigError, SourceError, StoreDenied, StoreUnavailable
 from ingest.keys import Keys, run_key
 from ingest.models import Document
 from ingest.report import Reporter, RunReport
-from ingest.runner import open_sources, run_once, watch
+from ingest.runner import run_once, watch
 from ingest.settings import Settings, SourceSettings, load_settings
 from ingest.sources import Candidate, Source
 from ingest.stores.faults import FaultyStore
@@ -122,7 +123,7 @@ def test_a_file_is_left_until_it_has_settled(tmp_path: Path) -> None:
 
 
 def test_retry_failed_puts_files_back_for_the_next_run(tmp_path: Path) -> None:
-    from ingest.runner import retry_failed
+
 
     store = MemoryStore()
     drop = tmp_path / "drop"
@@ -169,7 +170,7 @@ def test_s3_inbox_moves_never_overwrite() -> None:
     store = MemoryStore("inbox-bucket")
     location = "s3://inbox-bucket/inbox2/"
     for n in range(2):
-        store.put("inbox2/same.txt", story(10 + n).encode())
+        store.put("inbox2/same.txt", f"Same Story\n\nRevision {n}.\n".encode())
         assert sweep(store, location).counts == {"created" if n == 0 else "updated": 1}
     day = NOW.strftime("%Y-%m-%d")
     assert set(store.list_keys("inbox2/processed/")) == {

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from ingest.api import open_sources
 from ingest.errors import StoreError
 from ingest.keys import Keys
 from ingest.report import Reporter, RunReport
-from ingest.runner import open_sources, run_once
+from ingest.runner import run_once
 from ingest.settings import Settings, SourceSettings, load_settings
 from ingest.stores.s3 import S3Store
 from tests.conftest import BUCKET, EXAMPLES, cli

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
 
-from ingest.errors import printable
+from ingest.errors import ParseError, printable
 from ingest.parsers.base import RawBlock
 
 log = logging.getLogger("ingest.parsers")
@@ -69,6 +69,19 @@ def when_field(value: str | None, name: str, field: str) -> datetime | None:
     except ValueError as exc:
         log.warning("%s: %s left out: %s", printable(name), field, exc)
         return None
+
+
+def embargo(value: str | None, name: str, field: str) -> datetime | None:
+    """An embargo time a wire states; empty is no embargo. Unlike ``when_field``, a value that is not a
+    date-time refuses the item: leaving an embargo out would publish the story at once, and a story held
+    back for a person to look at is the lesser harm."""
+    if value is None or not value.strip():
+        return None
+    try:
+        return when(value)
+    except ValueError as exc:
+        reason = f"field {field}: embargo {exc} (an embargo that cannot be read is refused, not dropped)"
+        raise ParseError(name, printable(reason), field=field) from None
 
 
 def version_hint(version: object, timestamp: datetime | None) -> str | None:

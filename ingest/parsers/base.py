@@ -76,6 +76,12 @@ class Draft:
     updated_at: datetime | None = None
     #: The source withdrew (killed) the story; such a notice may have no body at all.
     withdrawn: bool = False
+    #: Not to be published before this time, timezone-aware (an embargo the input states).
+    embargoed: datetime | None = None
+    #: Agency notes for editors (NewsML-G2 ``edNote``, ninjs ``ednote``, NITF ``ed-msg``), in input order:
+    #: internal advice that never reaches a reader-facing field. A note the source marks non-public is not
+    #: here at all.
+    internal_notes: tuple[str, ...] = ()
 
     # Identity and versioning hints carried by the input itself (front matter, wire headers).
     #: The input's own article id (made key-safe later); None: the file name decides.
@@ -83,7 +89,8 @@ class Draft:
     #: The input's own version: an integer ("3") or an ISO 8601 UTC timestamp; an incoming item whose version
     #: is older than the stored one's is ``stale``.
     version: str | None = None
-    #: A correction note (front-matter ``note``, NewsML-G2 ``edNote`` with a ``sig:correction`` signal).
+    #: A correction note (front-matter and ``json`` ``note``; a NewsML-G2 ``sig:correction`` signal gives a
+    #: fixed note, never the agency's edNote text). A reader may see it.
     note: str | None = None
     #: Who made the correction.
     editor: str | None = None

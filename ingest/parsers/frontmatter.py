@@ -6,10 +6,11 @@ dropped and noted, as in plain text. A Markdown ``# `` before the headline is no
 file without front matter is plain text. The parser reads; ``compose`` applies that layout (the draft
 says the lines are Markdown), as it does for plain text.
 
-Keys: ``id``, ``headline``, ``byline``, ``dates`` (``published``, ``updated``), ``section``, ``tags``,
-``language``, ``url``, ``version`` (an integer or an ISO 8601 timestamp), ``note`` and ``editor``
-(a correction: the new version is ``corrected``). Unknown keys are refused, naming the key: a typo such
-as ``tag:`` must not silently lose metadata.
+Keys: ``id``, ``headline``, ``byline``, ``dates`` (``published``, ``updated``), ``embargoed`` (not to be
+published before this ISO 8601 time), ``section``, ``tags``, ``language``, ``url``, ``version`` (an
+integer or an ISO 8601 timestamp), ``note`` and ``editor`` (a correction: the new version is
+``corrected``). Unknown keys are refused, naming the key: a typo such as ``tag:`` must not silently lose
+metadata.
 
 The YAML is read with a safe loader that also refuses anchors and aliases (front matter never needs
 them, and they are how a small file expands into a huge one), and only up to ``MAX_FRONT_MATTER`` bytes.
@@ -82,6 +83,8 @@ class _FrontMatter(BaseModel):
     headline: str | None = None
     byline: str | None = None
     dates: _Dates = Field(default_factory=_Dates)
+    # Top level, not under dates: it is an instruction to the CMS, not a fact about the story.
+    embargoed: Moment = None
     section: str | None = None
     tags: list[str] = Field(default_factory=list)
     language: str | None = None
@@ -116,6 +119,7 @@ class FrontMatterParser:
             url=meta.url,
             published_at=meta.dates.published,
             updated_at=meta.dates.updated,
+            embargoed=meta.embargoed,
             id=meta.id,
             version=version_hint(version, version if isinstance(version, datetime) else None),
             note=meta.note,

@@ -54,6 +54,7 @@ class JSONParser:
             url=article.url,
             published_at=when(article.published_at) if article.published_at else None,
             updated_at=when(article.updated_at) if article.updated_at else None,
+            embargoed=when(article.embargoed) if article.embargoed else None,
             id=article.id,
             version=version_hint(version, timestamp),
             note=article.note,

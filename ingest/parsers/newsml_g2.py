@@ -2,15 +2,21 @@
 
 Mapping: ``@guid`` is the id and ``@version`` the version (else ``versionCreated``);
 ``itemMeta``: ``pubStatus`` ``stat:canceled`` withdraws, ``firstCreated`` is the publication time and
-``versionCreated`` the update time, ``edNote`` is the correction note when a ``sig:correction`` signal
-says it is one; ``contentMeta``: ``headline``, ``by`` (byline), ``language/@tag``, ``slugline``,
-``keyword`` and ``subject`` names (else their codes) as tags. The body is the first ``inlineXML`` (XHTML,
-or NITF whose ``hl1``/``byline`` fill a missing headline/byline) or ``inlineData`` (plain text) in
-``contentSet``. Remote content is never fetched.
+``versionCreated`` the update time, ``embargoed`` the embargo (an empty element is no embargo; a value
+that is not a date-time refuses the item rather than publish it unheld), a ``sig:correction`` signal
+makes the version a correction with the fixed note ``CORRECTION_SIGNALLED``; ``contentMeta``:
+``headline``, ``by`` (byline), ``language/@tag``, ``slugline``, ``keyword`` and ``subject`` names (else
+their codes) as tags. The body is the first ``inlineXML`` (XHTML, or NITF whose ``hl1``/``byline`` fill a
+missing headline/byline) or ``inlineData`` (plain text) in ``contentSet``. Remote content is never fetched.
 
 A ``newsMessage`` with several text items is refused rather than cut to its first: one file is one
 article in ingest, and silently dropping stories is worse than asking for the message to be split.
 Picture, video and package items next to the one text item are ignored.
+
+``edNote`` is the agency's advice to editors, never text for readers: it is never the correction note
+(dpa's carry reporters' e-mail addresses and phone numbers), only ``internal_notes``. An ``edNote`` whose
+``pubconstraint`` says ``nonpublic`` is dropped entirely, as is any part of a note marked so (dpa's
+XHTML notepad has a ``np-nonpublic`` section with the same contacts).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import xml.etree.ElementTree as ET
 from ingest.errors import Check, ParseError
 from ingest.parsers import _nitf, _xml
 from ingest.parsers._markup import html_blocks
-from ingest.parsers._values import id_from_uri, text_blocks, unique, version_hint, when_field
+from ingest.parsers._values import collapse, embargo, id_from_uri, text_blocks, unique, version_hint, when_field
 from ingest.parsers.base import Draft, RawBlock
 from ingest.reader import Decoded
 
@@ -100,6 +106,8 @@ def _draft(item: ET.Element, name: str) -> Draft:
         published_at=created,
         updated_at=versioned,
         withdrawn=status in _WITHDRAWN,
+        embargoed=embargo(_xml.text_of(_xml.child(meta, "embargoed")), name, "itemMeta/embargoed"),
+        internal_notes=unique(_public_text(n) for n in _xml.children(meta, "edNote") if not _non_public(n)),
         id=id_from_uri(_xml.attr(item, "guid")),
         # versionCreated first: some agencies' @version numbers are not sequential, times always are.
         version=version_hint(None, versioned) if versioned else version_hint(_xml.attr(item, "version"), None),
@@ -114,11 +122,37 @@ def _label(subject: ET.Element) -> str | None:
 
 
 def _note(meta: ET.Element | None) -> str | None:
+    # The edNotes beside the signal are advice to editors, not a note for readers: the note is fixed.
     signals = [(_xml.attr(s, "qcode") or "").lower() for s in _xml.children(meta, "signal")]
-    if "sig:correction" not in signals:
-        return None
-    notes = [_xml.text_of(n) for n in _xml.children(meta, "edNote")]
-    return "; ".join(n for n in notes if n) or CORRECTION_SIGNALLED
+    return CORRECTION_SIGNALLED if "sig:correction" in signals else None
+
+
+def _non_public(element: ET.Element) -> bool:
+    """Marked not for publication: a ``pubconstraint`` (any case, any prefix) or, in an XHTML note, a
+    ``class`` that says ``nonpublic`` (dpa: ``dpapconstraint:nonpublic``, ``np-nonpublic``)."""
+    return any(
+        _xml.local(key).lower() in ("pubconstraint", "class") and "nonpublic" in value.lower()
+        for key, value in element.attrib.items()
+    )
+
+
+def _public_text(note: ET.Element) -> str | None:
+    """A note's text without the parts marked non-public, whitespace collapsed; None when nothing is left."""
+    parts: list[str] = []
+    stack: list[tuple[ET.Element, bool]] = [(note, False)]  # no recursion: markup can nest deeply
+    while stack:
+        element, done = stack.pop()
+        if done:
+            if element is not note:
+                parts.append(element.tail or "")
+            continue
+        if _non_public(element):
+            parts.append(element.tail or "")
+            continue
+        parts.append(element.text or "")
+        stack.append((element, True))
+        stack.extend((sub, False) for sub in reversed(element))
+    return collapse("".join(parts)) or None
 
 
 def _inline_nitf(item: ET.Element) -> ET.Element | None:

@@ -8,20 +8,23 @@ plain-text body is often one long line), NITF bodies included; of several headli
 
 Mapping: ``uri`` (else ``guid``) is the id, ``version`` (else ``versioncreated``) the version;
 ``by``/``byline``; ``firstcreated`` (else ``contentcreated``) is the publication time and
-``versioncreated`` the update time; ``pubstatus`` ``canceled``/``withdrawn`` withdraws; ``slugline``,
-``keywords`` and ``subject``/``subjects`` names are tags; ``ednote`` (mostly distribution advice) is not
-recorded as a correction note.
+``versioncreated`` the update time; ``pubstatus`` ``canceled``/``withdrawn`` withdraws; ``embargoed``
+(3.x: ``embargoedUntil``) is the embargo (a value that is not a date-time refuses the item rather than
+publish it unheld); ``slugline``, ``keywords`` and ``subject``/``subjects`` names are tags. ``ednote``
+(3.x: ``edNote``) is a note "read by internal staff, not intended to be published" (the schema) and
+mostly distribution advice: it goes to ``internal_notes``, never into a correction note.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from ingest.errors import ParseError
 from ingest.parsers import _nitf, _xml
 from ingest.parsers._json import list_field, load_json_object, sniff_json_object, string_field
 from ingest.parsers._markup import html_blocks
-from ingest.parsers._values import id_from_uri, text_blocks, unique, version_hint, when_field
+from ingest.parsers._values import embargo, id_from_uri, text_blocks, unique, version_hint, when_field
 from ingest.parsers.base import Draft, RawBlock
 from ingest.reader import Decoded
 
@@ -63,10 +66,12 @@ class NinjsParser:
             published_at=created,
             updated_at=versioned,
             withdrawn=(_get(data, name, "pubstatus", "pubStatus") or "").lower() in _WITHDRAWN,
+            embargoed=_embargo(data, name),
+            # ednote is mostly distribution advice ("For global distribution"), not a correction:
+            # it must not turn every update into a "corrected" version, nor reach readers.
+            internal_notes=unique([_get(data, name, "ednote", "edNote")]),
             id=id_from_uri(_get(data, name, "uri") or _get(data, name, "guid")),
             version=version_hint(data.get("version"), versioned),
-            # ednote is mostly distribution advice ("For global distribution"), not a correction:
-            # it must not turn every update into a "corrected" version.
             headline_from="headline/headlines",
             body_from="body_*/bodies",
         )
@@ -83,6 +88,13 @@ def _get(data: dict[str, Any], name: str, *keys: str) -> str | None:
         value = string_field(data, key, name)
         if value is not None and value.strip():
             return value.strip()
+    return None
+
+
+def _embargo(data: dict[str, Any], name: str) -> datetime | None:
+    for key in ("embargoed", "embargoedUntil"):  # 1.x and 2.x; 3.x
+        if (value := _get(data, name, key)) is not None:
+            return embargo(value, name, key)
     return None
 
 

@@ -5,9 +5,17 @@ become heading blocks); ``byline``; ``docdata``: ``doc-id/@id-string`` is the id
 ``management-status="canceled"`` withdraws, ``key-list/keyword`` and ``tobject.subject`` are tags,
 ``date.issue`` is the version timestamp; ``pubdata``: ``date.publication`` (else ``docdata/date.release``,
 else ``date.issue``) is the publication time, ``position.section`` the section, ``ex-ref`` the URL;
-``nitf/@baselang`` (or ``xml:lang``) the language. ``ed-msg`` is distribution advice more often than a
-correction and is not recorded as a correction note. Where the headline, byline and story sit is
-``_nitf``'s knowledge, shared with the formats that carry NITF bodies.
+``nitf/@baselang`` (or ``xml:lang``) the language. ``ed-msg/@info`` is distribution advice more often than
+a correction: it goes to ``internal_notes``, never into a correction note. Where the headline, byline and
+story sit is ``_nitf``'s knowledge, shared with the formats that carry NITF bodies.
+
+**Embargo.** NITF 3.x has no embargo element (``management-status="embargoed"`` says there is one, not
+until when). ``docdata/date.release`` is the "date/time document is available to be released" (the
+NITF 3.6 schema), on receipt when absent, and AAP, for one, sets it to the issue time on every story.
+So it is the embargo only when it is later than ``date.issue`` (or there is no ``date.issue`` to compare
+it with: a release time in the past holds nothing, one in the future must not be missed). PA's embargoed
+story has ``date.issue`` 13:24, ``date.release`` 00:01 the next day, and the ``ed-msg`` "Embargoed to
+0001 Friday September 9". A ``date.release`` that is not a date is left out, as every NITF date is.
 """
 
 from __future__ import annotations
@@ -41,10 +49,9 @@ def _draft(nitf: ET.Element, name: str) -> Draft:
     docdata = _xml.child(head, "docdata")
     pubdata = _xml.child(head, "pubdata")
     issued = when_field(_xml.attr(_xml.child(docdata, "date.issue"), "norm"), name, "docdata/date.issue")
+    released = when_field(_xml.attr(_xml.child(docdata, "date.release"), "norm"), name, "docdata/date.release")
     published = (
-        when_field(_xml.attr(pubdata, "date.publication"), name, "pubdata/@date.publication")
-        or when_field(_xml.attr(_xml.child(docdata, "date.release"), "norm"), name, "docdata/date.release")
-        or issued
+        when_field(_xml.attr(pubdata, "date.publication"), name, "pubdata/@date.publication") or released or issued
     )
     tags = unique(
         [_xml.attr(k, "key") or _xml.text_of(k) for k in _xml.descendants(_xml.child(docdata, "key-list"), "keyword")]
@@ -60,9 +67,11 @@ def _draft(nitf: ET.Element, name: str) -> Draft:
         url=_xml.attr(pubdata, "ex-ref"),
         published_at=published,
         withdrawn=(_xml.attr(docdata, "management-status") or "").lower() in {"canceled", "cancelled"},
+        embargoed=released if released is not None and (issued is None or released > issued) else None,
+        # ed-msg is distribution advice more often than a correction: not a correction note, not for readers.
+        internal_notes=unique(_xml.attr(m, "info") for m in _xml.children(docdata, "ed-msg")),
         id=_xml.attr(_xml.child(docdata, "doc-id"), "id-string"),
         version=version_hint(None, issued),
-        # ed-msg is distribution advice more often than a correction: not recorded as a correction note.
         headline_from="hedline/hl1 and head/title",
         body_from="body.content",
     )

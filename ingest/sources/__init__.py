@@ -15,7 +15,7 @@ from datetime import datetime
 from fnmatch import fnmatch
 from typing import TYPE_CHECKING, Protocol
 
-from ingest.settings import Settings, SourceSettings
+from ingest.settings import SourceSettings
 
 if TYPE_CHECKING:
     from ingest.stores.base import Store
@@ -79,21 +79,13 @@ class Source(Protocol):
         ...
 
 
-def open_source(
-    source: SourceSettings, settings: Settings | None = None, open_store: Callable[[str], Store] | None = None
-) -> Source:
-    """The source at ``source.location``. An S3 inbox reads through ``open_store(bucket)`` (default: an
-    ``S3Store`` with the settings' retry budget), so tests can hand it an in-memory store."""
+def open_source(source: SourceSettings, open_store: Callable[[str], Store]) -> Source:
+    """The source at ``source.location``. An S3 inbox reads and moves through ``open_store(bucket)``: the
+    caller decides what a bucket is (S3 in production, an in-memory store in tests)."""
     if source.is_s3:
         from ingest.sources.s3inbox import S3Inbox
 
-        bucket = source.location[len("s3://") :].partition("/")[0]
-        if open_store is not None:
-            return S3Inbox(source, open_store(bucket))
-        from ingest.stores.s3 import S3Store
-
-        conf = settings or Settings()
-        return S3Inbox(source, S3Store(bucket, attempts=conf.retry_attempts, max_seconds=conf.retry_max_seconds))
+        return S3Inbox(source, open_store(source.location[len("s3://") :].partition("/")[0]))
     from ingest.sources.folder import Folder
 
     return Folder(source)

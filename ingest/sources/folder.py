@@ -1,14 +1,21 @@
 """A local drop folder: files arrive at its top level; ``processed/`` and ``failed/`` live inside it.
 
-A file is taken once settled (size and modification time unchanged for ``settle_seconds``), never
-while a writer may still be appending. Hidden and temporary names are never taken. A symlink that
-points outside the folder is refused (moved to ``failed/`` as the link itself, never followed).
+A file is taken once settled (size and modification time unchanged for ``settle_seconds``, and at
+least ``min_age_seconds`` old), never while a writer may still be appending; with ``done_marker``
+only once ``<name><done_marker>`` is beside it. It is stored only if what was read is what settled:
+the same file (device, inode), size and mtime when listed, when opened and after reading, and still
+old enough then; anything else raises ``SourceChanged`` and the file waits for the next run. A move
+renames first and checks after: what moved that was not what was read is put back, never archived
+unread. Hidden and temporary names are never taken; ``processed`` and ``failed`` that are not folders
+stop the source with a ``SourceError``. A symlink that points outside the folder is refused (moved to
+``failed/`` as the link itself, never followed).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 from datetime import datetime
 from pathlib import Path
 
@@ -26,18 +33,29 @@ class Folder:
         self.root = Path(settings.location)
         # What each file was when read: (device, inode, size, mtime). A file replaced since is not moved.
         self._read_as: dict[str, tuple[int, int, int, int]] = {}
+        # Each file's done marker as it was when the file was read (sources with ``done_marker``).
+        self._marked_as: dict[str, tuple[int, int, int, int]] = {}
 
     def scan(self, now: float) -> Scan:
         if not self.root.is_dir():
             raise SourceError(f"source {self.settings.name}: {self.root} is not a folder")
+        self._check_reserved()
         real_root = self.root.resolve()
         ready: list[Candidate] = []
         waiting: list[str] = []
-        with os.scandir(self.root) as entries:
-            for entry in sorted(entries, key=lambda e: e.name):
-                if ignored(entry.name) or entry.is_dir(follow_symlinks=False):
+        marker = self.settings.done_marker
+        with os.scandir(self.root) as listing:
+            entries = sorted(listing, key=lambda e: e.name)
+            names = {entry.name for entry in entries}  # temporary names too: a done marker may be any suffix
+            for entry in entries:
+                if ignored(entry.name) or entry.name in (PROCESSED, FAILED) or entry.is_dir(follow_symlinks=False):
                     continue
+                if marker and entry.name.endswith(marker):
+                    continue  # a done marker announces its file; it is never input itself
                 path = self.root / entry.name
+                if marker and entry.name + marker not in names:
+                    waiting.append(str(path))  # its writer has not said it is done
+                    continue
                 is_link = entry.is_symlink()
                 if is_link and not self._inside(path, real_root):
                     refusal = "is a symlink pointing outside the drop folder; it is not followed"
@@ -50,11 +68,47 @@ class Folder:
                 if not entry.is_file():  # a FIFO, socket or device: never opened
                     ready.append(Candidate(str(path), entry.name, 0, str(path), refusal="is not a regular file"))
                     continue
-                if now - info.st_mtime < self.settings.settle_seconds:
+                if self._too_young(info, now) is not None or not self._announced(path, info):
                     waiting.append(str(path))
                     continue
-                ready.append(Candidate(str(path), entry.name, info.st_size, str(path), is_link=is_link))
+                listed = _identity(info)
+                ready.append(Candidate(str(path), entry.name, info.st_size, str(path), is_link=is_link, listed=listed))
         return Scan(ready, waiting)
+
+    def _check_reserved(self) -> None:
+        """``processed`` and ``failed`` must be folders (or absent): a file there would wedge every move."""
+        for name, kept in ((PROCESSED, "stored inputs"), (FAILED, "refused inputs")):
+            place = self.root / name
+            try:
+                mode = os.lstat(place).st_mode
+            except FileNotFoundError:
+                continue
+            if not stat.S_ISDIR(mode):
+                what = "a symlink" if stat.S_ISLNK(mode) else "a file" if stat.S_ISREG(mode) else "a special file"
+                raise SourceError(
+                    f"source {self.settings.name}: {place} is {what}, not a folder: "
+                    f"ingest keeps {kept} there; move it away"
+                )
+
+    def _too_young(self, info: os.stat_result, now: float) -> str | None:
+        """Why a file modified at ``info.st_mtime`` may still be being written at ``now``; None if old enough."""
+        settle, min_age = self.settings.settle_seconds, self.settings.min_age_seconds
+        age = now - info.st_mtime
+        if age >= max(settle, min_age):
+            return None
+        key, need = ("min_age_seconds", min_age) if min_age > settle else ("settle_seconds", settle)
+        return f"was modified {max(age, 0):.1f} s before it was read, under {key} ({need:g} s)"
+
+    def _announced(self, path: Path, info: os.stat_result) -> bool:
+        """Whether the file's done marker (if the source uses them) is there and not older than the file:
+        a marker older than its file belongs to an earlier revision, written over since."""
+        if self.settings.done_marker is None:
+            return True
+        try:
+            marked = os.lstat(path.with_name(path.name + self.settings.done_marker))
+        except FileNotFoundError:
+            return False
+        return marked.st_mtime_ns >= info.st_mtime_ns
 
     @staticmethod
     def _inside(path: Path, real_root: Path) -> bool:
@@ -62,6 +116,9 @@ class Folder:
         return target.is_relative_to(real_root) and target.is_file()
 
     def read(self, candidate: Candidate, max_bytes: int, now: float) -> bytes | None:
+        """The file's bytes, only if they are the whole of what settled (else ``SourceChanged``)."""
+        self._read_as.pop(candidate.ref, None)
+        self._marked_as.pop(candidate.ref, None)
         path = Path(candidate.ref)
         if not path.exists() and not path.is_symlink():
             return None
@@ -69,14 +126,41 @@ class Folder:
         if candidate.is_link and not self._inside(path, self.root.resolve()):
             reason = "is a symlink pointing outside the drop folder; it is not followed"
             raise ReadError(candidate.display, reason, check=Check.REFUSED)
+        # A link is moved as itself: what a move must find is the link as it was when its target was read.
+        link = _entry(path) if candidate.is_link else None
         try:
-            data, info = read_file(path, max_bytes, follow_symlinks=candidate.is_link)
+            data, opened = read_file(path, max_bytes, follow_symlinks=candidate.is_link)
         except ReadError as exc:
             if exc.check == Check.MISSING:
                 return None
             raise
-        self._read_as[candidate.ref] = _identity(info)
+        self._check_whole(candidate, data, opened, now)
+        if link is not None and _entry(path) != link:
+            raise SourceChanged(f"{candidate.display} changed while it was read (the link was replaced)")
+        self._read_as[candidate.ref] = link or _identity(opened)
+        if self.settings.done_marker is not None:
+            marked = _entry(path.with_name(path.name + self.settings.done_marker))
+            if marked is not None:
+                self._marked_as[candidate.ref] = marked
         return data
+
+    def _check_whole(self, candidate: Candidate, data: bytes, opened: os.stat_result, now: float) -> None:
+        """Raise ``SourceChanged`` unless what was read is what settled: the same file, size and mtime as
+        listed, as opened and after reading (the path still naming it), and old enough at read time."""
+        name, read_as = candidate.display, _identity(opened)
+        if candidate.listed is not None and read_as != candidate.listed:
+            raise SourceChanged(f"{name} changed after it was listed ({_difference(candidate.listed, read_as)})")
+        # Same inode as opened, so this is the opened file's status now: a write during the read shows here.
+        after = _entry(Path(candidate.ref), follow=candidate.is_link)
+        if after != read_as:
+            raise SourceChanged(f"{name} changed while it was read ({_difference(read_as, after)})")
+        if len(data) != opened.st_size:
+            raise SourceChanged(f"{name} changed while it was read ({len(data)} bytes read of {opened.st_size})")
+        too_young = self._too_young(opened, now)
+        if too_young is not None:
+            raise SourceChanged(f"{name} {too_young}: it may still be being written")
+        if not self._announced(Path(candidate.ref), opened):
+            raise SourceChanged(f"{name} lost its done marker, or was written again after it, while it was read")
 
     def done(self, candidate: Candidate, when: datetime) -> str:
         return str(self._move(candidate, self.root / PROCESSED / when.strftime("%Y-%m-%d")))
@@ -93,20 +177,25 @@ class Folder:
         if not failed.is_dir():
             return []
         moved = []
+        marker = self.settings.done_marker
         for path in sorted(failed.iterdir()):
             if path.name.endswith(".error.json") or not (path.is_file() or path.is_symlink()):
                 continue
+            if marker and path.name.endswith(marker):
+                continue  # goes back with its file, below
             target = _free_name(self.root / path.name)
             os.replace(path, target)
             path.with_name(path.name + ".error.json").unlink(missing_ok=True)
+            if marker and path.with_name(path.name + marker).exists():
+                os.replace(path.with_name(path.name + marker), target.with_name(target.name + marker))
             moved.append(target.name)
         return moved
 
     def _move(self, candidate: Candidate, folder: Path) -> Path:
         read_as = self._read_as.pop(candidate.ref, None)
+        if read_as is None and candidate.refusal is None and not candidate.is_link:
+            read_as = candidate.listed  # refused unread (too large, unreadable): still only what was listed
         try:
-            if read_as is not None and _identity(os.stat(candidate.ref)) != read_as:
-                raise SourceChanged(f"{candidate.display} changed after it was read")
             folder.mkdir(parents=True, exist_ok=True)
             target = _free_name(folder / candidate.name)
             # os.replace renames the directory entry: a symlink moves as a link, its target is untouched.
@@ -117,11 +206,88 @@ class Folder:
             raise SourceError(
                 f"source {self.settings.name}: cannot move {candidate.display} into {folder}: {exc.strerror or exc}"
             ) from exc
+        # Moved first, checked after: a check before the rename would leave a window in which a correction
+        # renamed over the input is archived unread. Whatever moved that was not read goes back.
+        if read_as is not None and _entry(target) != read_as:
+            back = self._put_back(candidate, target)
+            where = "" if back == Path(candidate.ref) else f" (put back as {back.name}: its name was taken meanwhile)"
+            raise SourceChanged(f"{candidate.display} changed after it was read{where}")
+        self._carry_marker(candidate, target)
         return target
+
+    def _put_back(self, candidate: Candidate, moved: Path) -> Path:
+        """Return ``moved`` to the folder under the candidate's name, or a free name beside it, never over
+        a file: a hard link fails rather than replace what a writer put there meanwhile."""
+        home = place = Path(candidate.ref)
+        try:
+            while True:
+                try:
+                    os.link(moved, place, follow_symlinks=False)
+                except FileExistsError:
+                    place = _free_name(home)
+                    continue
+                except OSError:  # no hard links here (FAT, some network shares): a free name, then rename
+                    place = _free_name(home)
+                    os.replace(moved, place)
+                    return place
+                os.unlink(moved)
+                return place
+        except OSError as exc:
+            raise SourceError(
+                f"source {self.settings.name}: {candidate.display} changed after it was read, "
+                f"and {moved} cannot be put back: {exc.strerror or exc}"
+            ) from exc
+
+    def _carry_marker(self, candidate: Candidate, target: Path) -> None:
+        """Move the file's done marker beside it: left behind, it would announce the next file of that name.
+        A marker written since the file was read announces a newer file: it goes back (unless yet another
+        marker is there already)."""
+        marked_as = self._marked_as.pop(candidate.ref, None)
+        if self.settings.done_marker is None:
+            return
+        home = self.root / (candidate.name + self.settings.done_marker)
+        moved = target.with_name(target.name + self.settings.done_marker)
+        try:
+            os.replace(home, moved)
+            if marked_as is not None and _entry(moved) != marked_as:
+                try:
+                    os.link(moved, home, follow_symlinks=False)
+                    os.unlink(moved)
+                except FileExistsError:
+                    os.unlink(moved)
+                except OSError:  # no hard links here: back by rename, only if the name is still free
+                    if _entry(home) is None:
+                        os.replace(moved, home)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise SourceError(
+                f"source {self.settings.name}: cannot move the done marker of {candidate.display}: "
+                f"{exc.strerror or exc}"
+            ) from exc
 
 
 def _identity(info: os.stat_result) -> tuple[int, int, int, int]:
     return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns
+
+
+def _entry(path: Path, *, follow: bool = False) -> tuple[int, int, int, int] | None:
+    """The identity of what ``path`` names now (the link itself unless ``follow``); None when nothing."""
+    try:
+        return _identity(os.stat(path, follow_symlinks=follow))
+    except FileNotFoundError:
+        return None
+
+
+def _difference(before: tuple[int, int, int, int], after: tuple[int, int, int, int] | None) -> str:
+    """How a file's identity changed, in words for the log line."""
+    if after is None:
+        return "removed"
+    if before[:2] != after[:2]:
+        return "replaced by another file"
+    if before[2] != after[2]:
+        return f"size {before[2]} -> {after[2]} bytes"
+    return "modified again"
 
 
 def _free_name(path: Path) -> Path:

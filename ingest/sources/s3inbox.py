@@ -1,12 +1,16 @@
 """An S3 inbox: objects under ``s3://bucket/prefix/``, with ``processed/`` and ``failed/`` under it.
 
-An object is complete once it is listed (S3 writes are atomic), so there is no settling. Moving is a
-server-side copy followed by a delete, and the delete only ever happens after the copy succeeded.
+An object is complete once it is listed (S3 writes are atomic), so there is no settling; with
+``done_marker`` it is taken only once ``<name><done_marker>`` is listed too (an uploader's "this set is
+complete"). Moving is a server-side copy conditional on the ETag read (a re-upload landed since is not
+copied), then a delete conditional on it too (a re-upload landed after the copy stays): a correction is
+never archived unread. The delete only ever happens after the copy succeeded.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import datetime
 
 from ingest.errors import Check, ReadError, SourceChanged, StoreError
@@ -27,21 +31,37 @@ class S3Inbox:
         self.store = store
         # ETag of each object as read: a re-upload since then is neither moved nor deleted.
         self._read_as: dict[str, str] = {}
+        # ETag of each object's done marker as read (sources with ``done_marker``).
+        self._marked_as: dict[str, str] = {}
 
     def scan(self, now: float) -> Scan:
-        ready = []
-        for key, size in self.store.list_objects(self.prefix):
+        ready, waiting = [], []
+        marker = self.settings.done_marker
+        listed: Iterable[tuple[str, int]] = self.store.list_objects(self.prefix)
+        names: set[str] = set()
+        if marker:  # a marker may be listed before or after its object: know every name first
+            listed = list(listed)
+            names = {key[len(self.prefix) :] for key, _ in listed}
+        for key, size in listed:
             name = key[len(self.prefix) :]
             # Like a drop folder: only the top level; processed/, failed/ and other "folders" are not input.
-            if "/" in name or not name or ignored(name):
+            if "/" in name or not name or ignored(name) or (marker and name.endswith(marker)):
+                continue
+            if marker and name + marker not in names:
+                waiting.append(f"s3://{self.store.bucket}/{key}")  # its uploader has not said it is done
                 continue
             ready.append(Candidate(key, name, size, f"s3://{self.store.bucket}/{key}"))
-        return Scan(ready, [])
+        return Scan(ready, waiting)
 
     def read(self, candidate: Candidate, max_bytes: int, now: float) -> bytes | None:
         if candidate.size > max_bytes:
             reason = f"is {candidate.size} bytes, above the {max_bytes}-byte limit"
             raise ReadError(candidate.display, reason, check=Check.SIZE_LIMIT)
+        if self.settings.done_marker is not None:  # read first: the object read is then at least that new
+            mark = self.store.get(candidate.ref + self.settings.done_marker)
+            if mark is None:
+                raise SourceChanged(f"{candidate.display} lost its done marker before it was read")
+            self._marked_as[candidate.ref] = mark.etag
         stored = self.store.get(candidate.ref)
         if stored is None:
             return None
@@ -52,12 +72,14 @@ class S3Inbox:
 
     def done(self, candidate: Candidate, when: datetime) -> str:
         target = self._free_key(f"{self.prefix}{PROCESSED}{when:%Y-%m-%d}/{candidate.name}")
-        self._move(candidate.ref, target)
+        if self._move(candidate.ref, target):
+            self._carry_marker(candidate.ref, target)
         return f"s3://{self.store.bucket}/{target}"
 
     def fail(self, candidate: Candidate, error: dict[str, str | None], when: datetime) -> str:
         target = self._free_key(f"{self.prefix}{FAILED}{candidate.name}")
-        self._move(candidate.ref, target)
+        if self._move(candidate.ref, target):
+            self._carry_marker(candidate.ref, target)
         name = target.rsplit("/", 1)[-1]
         record = {**error, "source": self.settings.name, "failed_at": when.isoformat(), "file": name}
         self.store.put(target + ".error.json", (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode())
@@ -65,12 +87,15 @@ class S3Inbox:
 
     def retry_failed(self) -> list[str]:
         moved = []
+        marker = self.settings.done_marker
         for key in list(self.store.list_keys(self.prefix + FAILED)):
             name = key.rsplit("/", 1)[-1]
-            if name.endswith(".error.json"):
-                continue
-            self._move(key, self._free_key(self.prefix + name))
+            if name.endswith(".error.json") or (marker and name.endswith(marker)):
+                continue  # a done marker goes back with its file, below
+            target = self._free_key(self.prefix + name)
+            self._move(key, target)
             self.store.delete(key + ".error.json")
+            self._carry_marker(key, target)
             moved.append(name)
         return moved
 
@@ -83,7 +108,9 @@ class S3Inbox:
             candidate = f"{stem}-{n}{dot}{ext}"
         return candidate
 
-    def _move(self, source: str, target: str) -> None:
+    def _move(self, source: str, target: str) -> bool:
+        """Copy ``source`` to ``target`` if it is still what was read, then delete it if it still is; whether
+        it was deleted (a re-upload that landed after the copy stays for the next run)."""
         etag = self._read_as.pop(source, None)
         try:
             copied = self.store.copy(source, target, if_match=etag)
@@ -94,4 +121,20 @@ class S3Inbox:
         if not copied:
             raise SourceChanged(f"s3://{self.store.bucket}/{source} changed after it was read")
         # Conditional too: a re-upload that landed after our copy stays for the next run.
-        self.store.delete(source, if_match=etag)
+        return self.store.delete(source, if_match=etag)
+
+    def _carry_marker(self, source: str, target: str) -> None:
+        """Move the object's done marker beside it, if it is still the marker seen when the object was read:
+        a newer one announces a newer upload and stays."""
+        marker = self.settings.done_marker
+        if marker is None:
+            return
+        etag = self._marked_as.pop(source, None)
+        try:
+            if not self.store.copy(source + marker, target + marker, if_match=etag):
+                return
+        except StoreError as exc:
+            if exc.status != 404:
+                raise
+            return
+        self.store.delete(source + marker, if_match=etag)

@@ -1,4 +1,4 @@
-"""Storage: the ``Store`` protocol and its backends. The pipeline, runner, sources and CLI see only ``Store``.
+"""Storage: the ``Store`` protocol and its backends (commit, archive, runner and sources see only ``Store``).
 
 - ``base``: ``Store`` (a ``typing.Protocol``: S3's conditional writes, documented method by method) and ``Stored``.
 - ``s3``: ``S3Store``, the only module that talks to boto3/botocore; translates their errors once.

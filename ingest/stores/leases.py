@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from ingest.clock import Clock, utcnow
 from ingest.errors import StoreError
 from ingest.keys import lock_key
 
@@ -33,11 +33,6 @@ if TYPE_CHECKING:
 
 # The runner's logger: a takeover is an event of the run, and operators already follow that stream.
 log = logging.getLogger("ingest.run")
-
-
-def utc_now() -> datetime:
-    """The default clock."""
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -51,7 +46,7 @@ class Leases:
     #: How long a lease protects a file without being renewed; a run that dies frees its files after this.
     seconds: float
     #: The time now, timezone-aware: injected so tests move time instead of sleeping.
-    clock: Callable[[], datetime] = utc_now
+    clock: Clock = utcnow
     #: ETag of each lease we hold, by key: the condition for renewing and releasing it.
     _etags: dict[str, str] = field(default_factory=dict)
 

@@ -32,11 +32,11 @@ from botocore.exceptions import (
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from urllib3.exceptions import ProtocolError
 
-from ingest.errors import StoreDenied, StoreError, StoreUnavailable
+from ingest.errors import ConfigError, StoreDenied, StoreError, StoreUnavailable
 from ingest.retry import policy
 from ingest.stores.base import Stored
 
-__all__ = ["S3Store", "Stored", "is_transient"]
+__all__ = ["S3Store", "is_transient"]
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -115,13 +115,19 @@ class S3Store:
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
         )
-        self._session = boto3.session.Session()
-        self.client: S3Client = client or self._session.client("s3", config=config)
+        try:
+            self._session = boto3.session.Session()
+            self.client: S3Client = client or self._session.client("s3", config=config)
+        except (BotoCoreError, ValueError) as exc:  # an unknown AWS_PROFILE, an AWS_ENDPOINT_URL that is no URL
+            raise ConfigError(f"S3 client cannot be set up: {exc}") from exc
         self._bucket_checked = False
 
     def credential_values(self) -> list[str]:
         """The resolved access key, secret and token, so logging can redact them (never logged here)."""
-        creds = self._session.get_credentials()
+        try:
+            creds = self._session.get_credentials()
+        except BotoCoreError as exc:
+            raise ConfigError(f"S3 credentials cannot be read: {exc}") from exc
         if creds is None:
             return []
         frozen = creds.get_frozen_credentials()
@@ -143,8 +149,10 @@ class S3Store:
                 key=key,
             ) from exc
         except (BotoCoreError, ProtocolError) as exc:
-            kind = StoreUnavailable if isinstance(exc, _UNREACHABLE_EXC) else StoreError
-            raise kind(f"storage unreachable: {what} failed after retrying: {exc}", operation=what, key=key) from exc
+            if isinstance(exc, _UNREACHABLE_EXC):
+                message = f"storage unreachable: {what} failed after retrying: {exc}"
+                raise StoreUnavailable(message, operation=what, key=key) from exc
+            raise StoreError(f"S3 {what} failed: {exc}", operation=what, key=key) from exc
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
     def _translate(self, exc: ClientError, what: str, key: str) -> StoreError:
