@@ -118,7 +118,8 @@ class FaultProxy:
         self._closed = True
         self._server.close()
 
-    def _pick(self) -> str | None:
+    def _pick(self, head: bytes = b"") -> str | None:
+        """The fault for the request whose head (request line and headers) is ``head``, if any."""
         with self._lock:
             if self.down:
                 return "down"
@@ -149,7 +150,7 @@ class FaultProxy:
                         client.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
                         head = _drop_header(head, b"expect")
                     body = _read_exact(client, buf, int(headers.get("content-length", "0")))
-                    fault = self._pick()
+                    fault = self._pick(head)
                     with self._lock:
                         self.stats[fault or "ok"] += 1
                     if fault in ("down", "drop"):

@@ -312,7 +312,7 @@ def test_leases_are_keyed_by_where_a_file_is_not_by_the_source_name(tmp_path: Pa
     assert (drop / "story-000.txt").exists()
 
 
-def test_a_lost_lease_reply_keeps_the_lease_and_a_failed_release_does_not_fail_the_run(tmp_path: Path) -> None:
+def test_a_release_that_fails_after_the_work_does_not_fail_the_run(tmp_path: Path) -> None:
     store = MemoryStore()
     drop = tmp_path / "drop"
     fill(drop, 3)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from ingest.api import open_sources
+from ingest.clock import utcnow
 from ingest.errors import StoreError
 from ingest.keys import Keys
 from ingest.report import Reporter, RunReport
@@ -77,16 +78,18 @@ class OutageProxy(FaultProxy):
         super().__init__(upstream)
         self.after = after
 
-    def _pick(self) -> str | None:
+    def _pick(self, head: bytes = b"") -> str | None:
         with self._lock:
             if sum(self.stats.values()) >= self.after:
                 self.down = True
-        return super()._pick()
+        return super()._pick(head)
 
 
-def _sweep(settings: Settings, store: S3Store, drop: Path, at: datetime) -> RunReport:
+def _sweep(settings: Settings, store: S3Store, drop: Path, at: datetime | None = None) -> RunReport:
+    """One run over ``drop``, its clock stopped at ``at`` (default: the real clock)."""
     settings = settings.model_copy(update={"sources": [SourceSettings(name="drop", location=str(drop))]})
-    return run_once(settings, store, open_sources(settings), Reporter("text", out=io.StringIO()), clock=lambda: at)
+    clock = (lambda: at) if at is not None else utcnow
+    return run_once(settings, store, open_sources(settings), Reporter("text", out=io.StringIO()), clock=clock)
 
 
 def test_storage_outage_mid_run_moves_nothing_and_the_next_run_completes(
@@ -138,3 +141,36 @@ def test_run_exit_codes_and_watch_stops_cleanly_on_sigterm(tmp_path: Path, cli_e
     assert watcher.returncode == 0, err
     assert "SIGTERM" in err
     assert "Traceback" not in err
+
+
+class LostRenewal(FaultProxy):
+    """Loses the reply to the first lease renewal (a conditional PUT under locks/): the store applies it,
+    the client never hears, and its retry then loses the condition to its own write."""
+
+    lost = False
+
+    def _pick(self, head: bytes = b"") -> str | None:
+        line, _, headers = head.partition(b"\r\n")
+        renewal = line.startswith(b"PUT ") and b"/locks/" in line and b"\r\nif-match:" in b"\r\n" + headers.lower()
+        with self._lock:
+            if renewal and not self.lost:
+                self.lost = True
+                return "lost"
+        return super()._pick(head)
+
+
+def test_a_lost_reply_to_a_lease_renewal_keeps_the_lease_and_the_file_moves(
+    tmp_path: Path, local_s3: object, prefix: str
+) -> None:
+    drop = tmp_path / "drop"
+    fill(drop, 3, now=datetime.now(UTC))
+    proxy = LostRenewal(os.environ["AWS_ENDPOINT_URL"])
+    settings = load_settings({"bucket": BUCKET, "prefix": prefix}, env={})
+    store = S3Store(settings.bucket, attempts=3, max_seconds=10, client=proxied_client(proxy, read_timeout=2))
+    report = _sweep(settings, store, drop)  # the real clock: a renewal writes other bytes than the acquire
+    proxy.close()
+    assert proxy.lost and proxy.stats["lost"] == 1  # the reply really was lost
+    assert [(f.outcome, f.message) for f in report.files] == [("created", None)] * 3  # none "taken over"
+    assert len(list((drop / "processed").rglob("*.txt"))) == 3
+    healthy = S3Store(settings.bucket, attempts=3, max_seconds=10)
+    assert list(healthy.list_keys(f"{prefix}locks/")) == []  # released with the ETag of our own write
