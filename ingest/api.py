@@ -60,8 +60,8 @@ def preview_files(
     check_settings(settings)
     rules = rules_for(settings)
     for path in paths:
-        result = _read(path, rules, settings, clock)
-        yield result if isinstance(result, Outcome) else preview(result, clock())
+        for item in _read(path, rules, settings, clock):
+            yield item if isinstance(item, Outcome) else preview(item, clock())
 
 
 def ingest_files(
@@ -81,7 +81,8 @@ def ingest_files(
     committer = Committer(store, settings.prefix, workers=settings.workers, clock=clock)
     outcomes: list[Outcome] = []
     for start in range(0, len(paths), settings.batch_size):
-        batch = [_read(path, rules, settings, clock) for path in paths[start : start + settings.batch_size]]
+        chunk = paths[start : start + settings.batch_size]
+        batch = [item for path in chunk for item in _read(path, rules, settings, clock)]
         for outcome in committer.commit(batch, note=note, editor=editor):
             outcomes.append(outcome)
             if on_outcome:
@@ -89,7 +90,7 @@ def ingest_files(
     return outcomes
 
 
-def _read(path: Path, rules: Rules, settings: Settings, clock: Clock) -> Prepared | Outcome:
+def _read(path: Path, rules: Rules, settings: Settings, clock: Clock) -> list[Prepared | Outcome]:
     return guarded(str(path), lambda: prepare_file(path, rules, settings.max_bytes, received_at=clock()))
 
 

@@ -25,12 +25,13 @@ from typing import Literal
 from pydantic import ValidationError
 
 from ingest.compose import compose
-from ingest.errors import Check, InputError, InvalidDocument, RunError, describe_validation
+from ingest.errors import Check, InputError, InvalidDocument, ParseError, RunError, describe_validation
 from ingest.keys import Keys, raw_extension
 from ingest.models import Content, Document, SourceInfo
 from ingest.outcome import Outcome
 from ingest.parsers import registry
-from ingest.reader import decode, read_bytes
+from ingest.parsers.base import Draft
+from ingest.reader import Decoded, check_controls, decode, read_bytes
 from ingest.split import Rules
 from ingest.versioning import id_from_file_name, new_version, safe_id
 
@@ -61,6 +62,50 @@ class Prepared:
         return self.content.sha256()
 
 
+def prepare_items(
+    data: bytes,
+    file_name: str,
+    rules: Rules,
+    *,
+    received_at: datetime,
+    display: str | None = None,
+    format: str | None = None,
+    id_from: Literal["input", "file"] = "input",
+    id_prefix: str = "",
+    id_conflict: Literal["refuse", "replace"] = "refuse",
+) -> list[Prepared | Outcome]:
+    """Read, parse and compose one input: one ``Prepared`` per text item it holds, in order. Pure: the
+    same arguments give the same content and hashes.
+
+    An input with one item is that item (shown as the file). An input with several (a message, an
+    envelope, a feed) gives one per item, shown as ``file#1``, ``file#2`` ..., each with its own id (the
+    item's own, else ``<file stem>-<n>``); an item that breaks a document rule is a ``failed`` outcome of
+    its own, the others stand. ``format`` forces a parser (default: detected from the content); ids come
+    from the input (``id_from="input"``) or the file name, with ``id_prefix`` before them; ``id_conflict``
+    says what becomes of a name-made id that holds an unrelated story already. A file that cannot be
+    read or parsed at all raises ``InputError``.
+    """
+    shown = display or file_name
+    with _refusals(shown):
+        decoded = decode(data, shown, controls=None)
+        parser = registry.get(format) if format else registry.detect(file_name, decoded.text)
+        check_controls(decoded, shown, parser.controls)  # only the format's own framing may use them
+        parsed = parser.parse(decoded, shown)
+    drafts = parsed if isinstance(parsed, list) else [parsed]
+    if not drafts:
+        raise ParseError(shown, f"holds no text item ({parser.name})", check=Check.FORMAT)
+    read = _Input(data, file_name, decoded, parser.name, received_at, id_from, id_prefix, id_conflict)
+    if len(drafts) == 1:
+        return [read.item(drafts[0], rules, shown, None)]
+    items: list[Prepared | Outcome] = []
+    for n, draft in enumerate(drafts, 1):
+        try:
+            items.append(read.item(draft, rules, f"{shown}#{n}", n))
+        except InputError as exc:
+            items.append(Outcome.failed(f"{shown}#{n}", exc))
+    return items
+
+
 def prepare(
     data: bytes,
     file_name: str,
@@ -68,57 +113,80 @@ def prepare(
     *,
     received_at: datetime,
     display: str | None = None,
-    doc_id: str | None = None,
     format: str | None = None,
     id_from: Literal["input", "file"] = "input",
     id_prefix: str = "",
     id_conflict: Literal["refuse", "replace"] = "refuse",
 ) -> Prepared:
-    """Read, parse and compose one input. Pure: the same arguments give the same content and hash.
-
-    ``format`` forces a parser (default: detected from the content); the id is ``doc_id`` when given,
-    else the input's own id (``id_from="input"``) or the file name stem, with ``id_prefix`` before it.
-    ``id_conflict`` says what becomes of a file whose name-made id holds an unrelated story already.
-    """
+    """``prepare_items`` for an input that must hold exactly one item (an input with several is refused,
+    naming how many)."""
     shown = display or file_name
-    with _refusals(shown):
-        decoded = decode(data, shown)
-        parser = registry.get(format) if format else registry.detect(file_name, decoded.text)
-        draft = parser.parse(decoded, shown)
-        composed = compose(draft, rules, shown)
-        if doc_id:
-            article_id = safe_id(doc_id, shown)
-        elif draft.id and id_from == "input":
-            article_id = safe_id(id_prefix + draft.id, shown)
-        elif id_prefix:
-            article_id = safe_id(id_prefix + PurePath(file_name).stem, shown)
-        else:
-            article_id = id_from_file_name(file_name, shown)
-        source = SourceInfo(
-            format=parser.name,
-            file_name=Path(file_name).name or file_name,
-            raw_sha256=hashlib.sha256(data).hexdigest(),
-            size_bytes=len(data),
-            received_at=received_at,
-            encoding=decoded.encoding,
-            encoding_rule=decoded.rule,
-            line_endings=decoded.line_endings,
-            input_version=draft.version,
-            headline_repeated=composed.headline_repeated,
-            internal_notes=list(draft.internal_notes),
-        )
-    return Prepared(
-        path=shown,
-        id=article_id,
-        raw=data,
-        raw_ext=raw_extension(file_name),
-        content=composed.content,
-        source=source,
-        note=draft.note,
-        editor=draft.editor,
-        id_from_name=not doc_id and not (draft.id and id_from == "input"),
-        replace_unrelated=id_conflict == "replace",
+    items = prepare_items(
+        data,
+        file_name,
+        rules,
+        received_at=received_at,
+        display=shown,
+        format=format,
+        id_from=id_from,
+        id_prefix=id_prefix,
+        id_conflict=id_conflict,
     )
+    if len(items) != 1 or not isinstance(items[0], Prepared):
+        raise ParseError(shown, f"holds {len(items)} items, not one article", check=Check.FORMAT)
+    return items[0]
+
+
+@dataclass(frozen=True)
+class _Input:
+    """One input file as read: what every item taken from it shares."""
+
+    data: bytes
+    file_name: str
+    decoded: Decoded
+    format: str
+    received_at: datetime
+    id_from: Literal["input", "file"]
+    id_prefix: str
+    id_conflict: Literal["refuse", "replace"]
+
+    def item(self, draft: Draft, rules: Rules, shown: str, n: int | None) -> Prepared:
+        """The ``n``-th item of the input (None: the input is one item)."""
+        with _refusals(shown):
+            composed = compose(draft, rules, shown)
+            declared = bool(draft.id) and self.id_from == "input"
+            stem = PurePath(self.file_name).stem + (f"-{n}" if n is not None else "")
+            if declared:
+                article_id = safe_id(self.id_prefix + (draft.id or ""), shown)
+            elif self.id_prefix or n is not None:
+                article_id = safe_id(self.id_prefix + stem, shown)
+            else:
+                article_id = id_from_file_name(self.file_name, shown)
+            source = SourceInfo(
+                format=self.format,
+                file_name=Path(self.file_name).name or self.file_name,
+                raw_sha256=hashlib.sha256(self.data).hexdigest(),
+                size_bytes=len(self.data),
+                received_at=self.received_at,
+                encoding=self.decoded.encoding,
+                encoding_rule=self.decoded.rule,
+                line_endings=self.decoded.line_endings,
+                input_version=draft.version,
+                headline_repeated=composed.headline_repeated,
+                internal_notes=list(draft.internal_notes),
+            )
+        return Prepared(
+            path=shown,
+            id=article_id,
+            raw=self.data,
+            raw_ext=raw_extension(self.file_name),
+            content=composed.content,
+            source=source,
+            note=draft.note,
+            editor=draft.editor,
+            id_from_name=not declared,
+            replace_unrelated=self.id_conflict == "replace",
+        )
 
 
 @contextmanager
@@ -133,9 +201,9 @@ def _refusals(display: str) -> Iterator[None]:
         raise InvalidDocument(display, "is nested too deeply", check=Check.DEPTH) from None
 
 
-def prepare_file(path: Path, rules: Rules, max_bytes: int, *, received_at: datetime) -> Prepared:
-    """Read a file within the size limit and prepare it."""
-    return prepare(read_bytes(path, max_bytes), path.name, rules, display=str(path), received_at=received_at)
+def prepare_file(path: Path, rules: Rules, max_bytes: int, *, received_at: datetime) -> list[Prepared | Outcome]:
+    """Read a file within the size limit and prepare its items."""
+    return prepare_items(read_bytes(path, max_bytes), path.name, rules, display=str(path), received_at=received_at)
 
 
 def preview(prepared: Prepared, now: datetime) -> Document:
@@ -154,15 +222,15 @@ def preview(prepared: Prepared, now: datetime) -> Document:
     )
 
 
-def guarded(display: str, work: Callable[[], Prepared]) -> Prepared | Outcome:
+def guarded(display: str, work: Callable[[], list[Prepared | Outcome]]) -> list[Prepared | Outcome]:
     """Run the pure part for one file; every per-file failure, bugs included, becomes ``failed``."""
     try:
         return work()
     except InputError as exc:
-        return Outcome.failed(display, exc)
+        return [Outcome.failed(display, exc)]
     except (RunError, KeyboardInterrupt):
         raise
     except Exception as exc:  # a bug in one parser must not take the other files down
         log.exception("internal error while reading %s", display)
         reason = f"internal error ({type(exc).__name__}: {exc}); please report it"
-        return Outcome.failed(display, InputError(display, reason, check=Check.INTERNAL))
+        return [Outcome.failed(display, InputError(display, reason, check=Check.INTERNAL))]

@@ -94,8 +94,14 @@ def read_file(path: Path, max_bytes: int, *, follow_symlinks: bool = True) -> tu
     return data, info
 
 
-def decode(data: bytes, name: str) -> Decoded:
-    """Decode input bytes by the module's encoding rule; raise ``ReadError`` naming ``name``."""
+def decode(data: bytes, name: str, *, controls: frozenset[str] | None = frozenset()) -> Decoded:
+    """Decode input bytes by the module's encoding rule; raise ``ReadError`` naming ``name``.
+
+    Control characters other than those in ``controls`` are refused as binary. A wire format whose framing
+    is made of control characters (ANPA 1312, IPTC 7901: SOH, STX, ETX, SYN ...) claims them: the caller
+    decodes with ``controls=None`` (no check), lets content pick the format, then calls
+    ``check_controls`` with what that format claims. NUL is never accepted.
+    """
     encoding: str
     rule: EncodingRule
     for bom, codec in _BOMS:
@@ -124,14 +130,25 @@ def decode(data: bytes, name: str) -> Decoded:
                     f"is neither UTF-8 nor Windows-1252 text (byte 0x{data[exc.start]:02x} at offset {exc.start})",
                     check=Check.ENCODING,
                 ) from None
-    found = _CONTROL.search(text)
-    if found is not None:
+    if controls is not None:
+        _refuse_controls(text, name, controls)
+    return Decoded(text=_to_lf(text), encoding=encoding, rule=rule, line_endings=_line_endings(text))
+
+
+def check_controls(decoded: Decoded, name: str, controls: frozenset[str] = frozenset()) -> None:
+    """Refuse decoded text holding control characters its format does not claim (``decode`` did not look)."""
+    _refuse_controls(decoded.text, name, controls)
+
+
+def _refuse_controls(text: str, name: str, controls: frozenset[str]) -> None:
+    for found in _CONTROL.finditer(text):
+        if found.group() in controls:
+            continue
         line = text.count("\n", 0, found.start()) + 1
         kind = "binary, not text" if found.group() == "\x00" else "not clean text"
         raise ReadError(
             name, f"is {kind} (control character U+{ord(found.group()):04X} on line {line})", check=Check.BINARY
         )
-    return Decoded(text=_to_lf(text), encoding=encoding, rule=rule, line_endings=_line_endings(text))
 
 
 def _line_endings(text: str) -> LineEndings:

@@ -36,7 +36,7 @@ from ingest.errors import (
 )
 from ingest.keys import run_key, store_folders
 from ingest.outcome import Outcome
-from ingest.prepare import Prepared, guarded, prepare
+from ingest.prepare import Prepared, guarded, prepare_items
 from ingest.report import FileRecord, Reporter, RunReport
 from ingest.rules import check_settings, rules_for
 from ingest.settings import Settings, SourceSettings
@@ -141,7 +141,7 @@ class _Sweep:
 
     def batch(self, candidates: Sequence[Candidate], stop: Callable[[], bool]) -> None:
         taken: list[Candidate] = []  # leased by us: released at the end, whatever happens
-        work: list[tuple[Candidate, Prepared | Outcome]] = []
+        work: list[tuple[Candidate, list[Prepared | Outcome]]] = []  # each file with its items
         storage_ok = True
         mark = time.monotonic()
         try:
@@ -152,18 +152,19 @@ class _Sweep:
                     self.report.leased_elsewhere += 1
                     continue
                 taken.append(candidate)
-                result = self._prepare(candidate)
-                if result is not None:  # None: another run moved it after we listed it; not ours to report
-                    work.append((candidate, result))
+                items = self._prepare(candidate)
+                if items is not None:  # None: another run moved it after we listed it; not ours to report
+                    work.append((candidate, items))
             mark = self.report.add_time("read_and_parse", mark)
-            outcomes = self.committer.commit([result for _, result in work])
+            outcomes = iter(self.committer.commit([item for _, items in work for item in items]))
             mark = self.report.add_time("store", mark)
             now = self.clock()
-            for (candidate, _), outcome in zip(work, outcomes, strict=True):
-                record = FileRecord.of(self.name, candidate.display, outcome)
-                self._move(candidate, record, now)
-                self.report.files.append(record)
-                self.reporter.file(record)
+            for candidate, items in work:
+                records = [self._record(next(outcomes)) for _ in items]
+                self._move(candidate, records, now)  # once every item of the file is stored (or refused)
+                for record in records:
+                    self.report.files.append(record)
+                    self.reporter.file(record)
             self.report.add_time("move", mark)
         except StoreError:
             storage_ok = False  # releasing would only retry against a store that is down
@@ -172,15 +173,18 @@ class _Sweep:
             for candidate in taken if storage_ok else []:
                 self.leases.release(_where(candidate))
 
-    def _prepare(self, candidate: Candidate) -> Prepared | Outcome | None:
+    def _record(self, outcome: Outcome) -> FileRecord:
+        return FileRecord.of(self.name, outcome.path, outcome)
+
+    def _prepare(self, candidate: Candidate) -> list[Prepared | Outcome] | None:
         conf = self.source.settings
         if candidate.refusal is not None:
             refused = InputError(candidate.display, candidate.refusal, check=Check.REFUSED)
-            return Outcome.failed(candidate.display, refused)
+            return [Outcome.failed(candidate.display, refused)]
         try:
             data = self.source.read(candidate, self.settings.max_bytes, self.clock().timestamp())
         except InputError as exc:
-            return Outcome.failed(candidate.display, exc)
+            return [Outcome.failed(candidate.display, exc)]
         except SourceChanged as exc:  # still being written, or replaced while read: never store half a file
             log.warning("%s; left for the next run", exc)
             self.report.waiting.append(candidate.display)
@@ -189,7 +193,7 @@ class _Sweep:
             return None
         return guarded(
             candidate.display,
-            lambda: prepare(
+            lambda: prepare_items(
                 data,
                 candidate.name,
                 self.rules,
@@ -202,18 +206,22 @@ class _Sweep:
             ),
         )
 
-    def _move(self, candidate: Candidate, record: FileRecord, now: datetime) -> None:
-        """Move one file after its batch is committed, unless another run or a writer got there first."""
+    def _move(self, candidate: Candidate, records: list[FileRecord], now: datetime) -> None:
+        """Move one file after its batch is committed, unless another run or a writer got there first: to
+        ``processed/`` when every item of it is stored, else to ``failed/`` with the first refusal."""
         if not self.leases.renew(_where(candidate)):
-            record.message = "its lease expired and another run took it over; left to that run"
+            for record in records:
+                record.message = "its lease expired and another run took it over; left to that run"
             return
+        refused = next((r.error for r in records if r.error is not None), None)
         try:
-            if record.error is not None:
-                record.moved_to = self.source.fail(candidate, record.error, now)
-            else:
-                record.moved_to = self.source.done(candidate, now)
+            moved = self.source.fail(candidate, refused, now) if refused else self.source.done(candidate, now)
         except SourceChanged as exc:
-            record.message = f"{exc}; left for the next run"
+            for record in records:
+                record.message = f"{exc}; left for the next run"
+            return
+        for record in records:
+            record.moved_to = moved
 
 
 def _where(candidate: Candidate) -> str:

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 
 from ingest.errors import InputError, InvalidDocument
 from ingest.parsers import registry
-from ingest.prepare import Prepared
-from tests.conftest import CORPUS, RULES, need_shared, prepared
+from ingest.prepare import Prepared, prepare_items
+from tests.conftest import CORPUS, RECEIVED, RULES, need_shared, prepared
 from tests.test_split import kept_lines
 
 FIXTURES = Path(__file__).resolve().parent / "formats"
@@ -147,8 +147,6 @@ EXPECTED_FAILURES: dict[str, dict[str, str]] = {
         "newsml-g2/examples/facet-example-3.xml": "no headline",
         # SportsML game data inline, no story text.
         "newsml-g2/examples/LISTING_21_A_complete_sample_SportsML-G2_document.xml": "application/sportsml+xml",
-        # Three different AP stories in one newsMessage: refused rather than cut to the first.
-        "superdesk-core/tests/io/fixtures/ap.xml": "holds 3 text newsItems",
         # STT fixtures testing items without a headline.
         "superdesk-core/tests/io/fixtures/stt_newsml_abstract_test.xml": "no headline",
         "superdesk-core/tests/io/fixtures/stt_newsml_location_test.xml": "no headline",
@@ -166,10 +164,13 @@ def _files(root: Path) -> list[Path]:
 
 
 def _attempt(path: Path) -> Prepared | InputError:
+    """One sample's document (the first item's, for a message of several), or the refusal."""
     try:
-        return prepared(path.read_bytes(), path.name, RULES)
+        items = prepare_items(path.read_bytes(), path.name, RULES, received_at=RECEIVED)
     except InputError as exc:
         return exc
+    first = items[0]
+    return first if isinstance(first, Prepared) else first.error or InputError(path.name, "refused")
 
 
 @pytest.mark.corpus
@@ -276,11 +277,15 @@ def test_an_external_dtd_is_never_read(tmp_path: Path) -> None:
         prepared(text.encode(), "dtd.xml", RULES)
 
 
-def test_a_message_with_several_text_items_is_refused_naming_the_count() -> None:
-    item = '<newsItem><itemMeta><itemClass qcode="ninat:text"/></itemMeta></newsItem>'
-    text = f'<newsMessage xmlns="http://iptc.org/std/nar/2006-10-01/"><itemSet>{item * 2}</itemSet></newsMessage>'
-    with pytest.raises(InputError, match="holds 2 text newsItems"):
-        prepared(text.encode(), "two.xml", RULES)
+def test_a_message_with_several_text_items_gives_one_document_each() -> None:
+    root = need_shared(WIRE / "newsml-g2")
+    data = (root / "superdesk-core/tests/io/fixtures/ap.xml").read_bytes()
+    items = prepare_items(data, "ap.xml", RULES, received_at=RECEIVED)
+    assert [type(i).__name__ for i in items] == ["Prepared"] * 3
+    docs = [i for i in items if isinstance(i, Prepared)]
+    assert [d.path for d in docs] == ["ap.xml#1", "ap.xml#2", "ap.xml#3"]
+    assert len({d.id for d in docs}) == 3 and all(d.id_from_name is False for d in docs)  # each its own guid
+    assert len({d.content.headline for d in docs}) == 3
 
 
 def test_a_body_of_too_many_lines_is_refused() -> None:

@@ -25,8 +25,9 @@ SETTINGS = load_settings(env={})
 
 
 def read(path: Path) -> Prepared | Outcome:
-    """One file through the pure unit, every failure an outcome, as a run reads it."""
-    return guarded(str(path), lambda: prepare_file(path, RULES, SETTINGS.max_bytes, received_at=RECEIVED))
+    """One file (of one item) through the pure unit, every failure an outcome, as a run reads it."""
+    (item,) = guarded(str(path), lambda: prepare_file(path, RULES, SETTINGS.max_bytes, received_at=RECEIVED))
+    return item
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10\x00\x00\x00\x10\x08\x06\x00\x00\x00\x1f\xf3\xffa"
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00\xff\xdb"
 

@@ -110,11 +110,15 @@ class Parser(Protocol):
     extensions: tuple[str, ...]
     #: One line for ``ingest formats``.
     description: str
+    #: Control characters this format's framing is made of (ANPA 1312's SYN, SOH, STX, ETX ...); any other
+    #: control character in an input of this format is refused as binary, as it is for every other format.
+    controls: frozenset[str]
 
     def sniff(self, text: str) -> bool:
         """True when the text looks like this format."""
         ...
 
-    def parse(self, decoded: Decoded, name: str) -> Draft:
-        """Read decoded text from the file ``name`` (used in messages)."""
+    def parse(self, decoded: Decoded, name: str) -> Draft | list[Draft]:
+        """Read decoded text from the file ``name`` (used in messages): one ``Draft``, or, for an input
+        that holds several items (a message, an envelope, a feed), one draft per text item, in order."""
         ...

@@ -98,6 +98,7 @@ class FrontMatterParser:
     name: str = "frontmatter"
     extensions: tuple[str, ...] = (".md", ".markdown", ".txt")
     description: str = "Text/Markdown with YAML front matter (id, headline, byline, dates, tags, ...)."
+    controls: frozenset[str] = frozenset()
 
     def sniff(self, text: str) -> bool:
         # A wire story may open with a rule of dashes: only an opening AND a closing line make front matter.

@@ -26,6 +26,7 @@ class JSONParser:
     name: str = "json"
     extensions: tuple[str, ...] = (".json",)
     description: str = "ingest's JSON article: headline, body paragraphs or blocks, metadata (see schemas/)."
+    controls: frozenset[str] = frozenset()
 
     def sniff(self, text: str) -> bool:
         data = sniff_json_object(text)

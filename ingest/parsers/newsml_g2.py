@@ -9,9 +9,8 @@ makes the version a correction with the fixed note ``CORRECTION_SIGNALLED``; ``c
 their codes) as tags. The body is the first ``inlineXML`` (XHTML, or NITF whose ``hl1``/``byline`` fill a
 missing headline/byline) or ``inlineData`` (plain text) in ``contentSet``. Remote content is never fetched.
 
-A ``newsMessage`` with several text items is refused rather than cut to its first: one file is one
-article in ingest, and silently dropping stories is worse than asking for the message to be split.
-Picture, video and package items next to the one text item are ignored.
+A ``newsMessage`` gives one draft per text ``newsItem`` it carries, in order (each becomes its own
+document, with its own id); picture, video and package items beside them are not text and are left out.
 
 ``edNote`` is the agency's advice to editors, never text for readers: it is never the correction note
 (dpa's carry reporters' e-mail addresses and phone numbers), only ``internal_notes``. An ``edNote`` whose
@@ -43,36 +42,33 @@ CORRECTION_SIGNALLED = "correction signalled by the source"
 class NewsMLG2Parser:
     name: str = "newsml-g2"
     extensions: tuple[str, ...] = (".xml", ".newsml")
-    description: str = "NewsML-G2 newsItem (or a newsMessage with one text item): metadata and inline body."
+    description: str = "NewsML-G2 newsItem, or a newsMessage of text items (one document each): metadata, body."
+    controls: frozenset[str] = frozenset()
 
     def sniff(self, text: str) -> bool:
         root = _xml.root_name(text)
         return root == "newsMessage" or root in _ITEMS
 
-    def parse(self, decoded: Decoded, name: str) -> Draft:
+    def parse(self, decoded: Decoded, name: str) -> Draft | list[Draft]:
         root = _xml.parse(decoded.text, name)
-        return _draft(_news_item(root, name), name)
+        items = _news_items(root, name)
+        return _draft(items[0], name) if len(items) == 1 else [_draft(item, name) for item in items]
 
 
-def _news_item(root: ET.Element, name: str) -> ET.Element:
+def _news_items(root: ET.Element, name: str) -> list[ET.Element]:
+    """The text items of the input: the newsItem itself, or every text newsItem of a newsMessage."""
     kind = _xml.local(root.tag)
     if kind == "newsItem":
-        return root
+        return [root]
     if kind != "newsMessage":
         what = f"a NewsML-G2 {kind}" if kind in _ITEMS else f"<{kind}>"
         raise ParseError(name, f"is {what}, not a newsItem: only news text items are ingested", check=Check.FORMAT)
     items = list(_xml.descendants(root, "newsItem"))
     texts = [item for item in items if _is_text(item)]
-    if len(texts) > 1:
-        raise ParseError(
-            name,
-            f"newsMessage holds {len(texts)} text newsItems; one file is one article: split the message",
-            check=Check.FORMAT,
-        )
     if not texts:
         classes = ", ".join(unique(_item_class(item) for item in items)) or "none"
         raise ParseError(name, f"newsMessage holds no text newsItem (item classes: {classes})", check=Check.FORMAT)
-    return texts[0]
+    return texts
 
 
 def _item_class(item: ET.Element) -> str | None:

@@ -46,6 +46,7 @@ class NinjsParser:
     name: str = "ninjs"
     extensions: tuple[str, ...] = (".json",)
     description: str = "IPTC ninjs 1.x-3.x JSON: headline(s), bodies (HTML, NITF or text), by, subjects."
+    controls: frozenset[str] = frozenset()
 
     def sniff(self, text: str) -> bool:
         data = sniff_json_object(text)

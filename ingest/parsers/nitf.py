@@ -33,6 +33,7 @@ class NITFParser:
     name: str = "nitf"
     extensions: tuple[str, ...] = (".xml", ".nitf")
     description: str = "NITF 3.x XML: hedline, byline, body.content (hl2 sub-headings), docdata and pubdata."
+    controls: frozenset[str] = frozenset()
 
     def sniff(self, text: str) -> bool:
         return _xml.root_name(text) == "nitf"

@@ -16,6 +16,7 @@ class TextParser:
     name: str = "text"
     extensions: tuple[str, ...] = (".txt", ".text", "")
     description: str = "Plain text: headline on the first line, paragraphs separated by blank lines."
+    controls: frozenset[str] = frozenset()
 
     def sniff(self, text: str) -> bool:
         # Plain text is what is left when no structured format claims the file.
