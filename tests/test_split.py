@@ -225,3 +225,20 @@ def test_property_any_bytes_give_a_document_or_our_error_deterministically(data:
 
     first = run()
     assert run() == first
+
+
+@pytest.mark.parametrize(
+    ("line", "title", "media"),
+    [
+        ("READ MORE $1m payoff for former Shell boss (PHOTOS)", "$1m payoff for former Shell boss", "PHOTOS"),
+        ("READ MORE £5bn takeover collapses", "£5bn takeover collapses", None),
+        ("Read More #MeToo, ten years on", "#MeToo, ten years on", None),
+        ("READ MORE 3 things to know about the vote", "3 things to know about the vote", None),
+        ("READ MORE why the bridge closed", "why the bridge closed", None),
+    ],
+)
+def test_a_teaser_label_takes_any_title_after_it(line: str, title: str, media: str | None) -> None:
+    out = split([line], RULES)
+    assert out.body == []
+    label = " ".join(line.split()[:2])
+    assert [(link.label, link.title, link.media) for link in out.related_links] == [(label, title, media)]
