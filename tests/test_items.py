@@ -105,3 +105,31 @@ def test_an_item_that_breaks_a_rule_sends_the_file_to_failed_and_the_others_are_
     assert store.get(Keys("t/", "wire-ok").latest) is not None
     error = json.loads((drop / "failed" / "mixed.xml.error.json").read_text())
     assert error["path"].endswith("mixed.xml#2") and error["check"] == "headline"
+
+
+def test_a_ninjs_response_gives_one_document_per_text_item_and_a_picture_item_is_refused() -> None:
+    from ingest.errors import InputError
+    from ingest.prepare import Prepared, prepare_items
+    from tests.conftest import RECEIVED, RULES
+
+    def ninjs(uri: str, kind: str, headline: str) -> dict[str, object]:
+        return {"uri": uri, "type": kind, "headline": headline, "body_text": f"{headline}: the story."}
+
+    response = {
+        "total": 3,
+        "item": [
+            ninjs("urn:a", "text", "First"),
+            ninjs("urn:p", "picture", "A photo"),
+            ninjs("urn:b", "text", "Second"),
+        ],
+    }
+    items = prepare_items(json.dumps(response).encode(), "search.json", RULES, received_at=RECEIVED)
+    assert [(i.path, i.id, i.content.headline) for i in items if isinstance(i, Prepared)] == [
+        ("search.json#1", "a", "First"),
+        ("search.json#2", "b", "Second"),
+    ]
+    with pytest.raises(InputError, match="is a ninjs picture item, not text"):
+        prepare_items(json.dumps(ninjs("urn:p", "picture", "A photo")).encode(), "p.json", RULES, received_at=RECEIVED)
+    only_media = {"total": 1, "item": [ninjs("urn:p", "picture", "A photo")]}
+    with pytest.raises(InputError, match=r"is a ninjs response holding no text item \(picture\)"):
+        prepare_items(json.dumps(only_media).encode(), "r.json", RULES, received_at=RECEIVED)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ingest.errors import ParseError
+from ingest.errors import Check, ParseError
 from ingest.parsers import _nitf, _xml
 from ingest.parsers._json import list_field, load_json_object, sniff_json_object, string_field
 from ingest.parsers._markup import html_blocks
@@ -36,6 +36,8 @@ MARKERS = frozenset(
         *("pubstatus", "pubStatus", "versioncreated", "versionCreated", "firstcreated", "firstCreated"),
     )
 )
+#: Item types that are media, not story text (ninjs 1.x-3.x `type`).
+_NOT_TEXT = frozenset(("picture", "video", "audio", "graphic"))
 _WITHDRAWN = frozenset(("canceled", "cancelled", "withdrawn"))
 # 1.x body members in order of preference: markup first.
 _MARKUP_KEYS = ("body_xhtml", "body_html", "body_richtext")
@@ -52,35 +54,70 @@ class NinjsParser:
         data = sniff_json_object(text)
         return data is not None and is_ninjs(data)
 
-    def parse(self, decoded: Decoded, name: str) -> Draft:
+    def parse(self, decoded: Decoded, name: str) -> Draft | list[Draft]:
         data = load_json_object(decoded.text, name)
-        versioned = when_field(_get(data, name, "versioncreated", "versionCreated"), name, "versioncreated")
-        created = when_field(_get(data, name, "firstcreated", "firstCreated"), name, "firstcreated") or when_field(
-            _get(data, name, "contentcreated", "contentCreated"), name, "contentcreated"
-        )
-        return Draft(
-            headline=_headline(data, name),
-            blocks=tuple(_body(data, name)),
-            byline=_get(data, name, "by", "byline"),
-            tags=unique([_get(data, name, "slugline"), *_keywords(data, name), *_subjects(data, name)]),
-            language=_get(data, name, "language"),
-            published_at=created,
-            updated_at=versioned,
-            withdrawn=(_get(data, name, "pubstatus", "pubStatus") or "").lower() in _WITHDRAWN,
-            embargoed=_embargo(data, name),
-            # ednote is mostly distribution advice ("For global distribution"), not a correction:
-            # it must not turn every update into a "corrected" version, nor reach readers.
-            internal_notes=unique([_get(data, name, "ednote", "edNote")]),
-            id=id_from_uri(_get(data, name, "uri") or _get(data, name, "guid")),
-            version=version_hint(data.get("version"), versioned),
-            headline_from="headline/headlines",
-            body_from="body_*/bodies",
-        )
+        if not is_wrapper(data):
+            _require_text(data, name)
+            return _draft(data, name)
+        # A search or feed response ({"total", "item": [...]}): one draft per text item, in order.
+        items = [_entry(item, "item", i, name) for i, item in enumerate(list_field(data, "item", name))]
+        texts = [item for item in items if _item_type(item) not in _NOT_TEXT]
+        if not texts:
+            kinds = ", ".join(sorted({_item_type(item) or "untyped" for item in items})) or "no items"
+            raise ParseError(name, f"is a ninjs response holding no text item ({kinds})", check=Check.FORMAT)
+        return [_draft(item, name) for item in texts]
+
+
+def _draft(data: dict[str, Any], name: str) -> Draft:
+    """One ninjs item."""
+    versioned = when_field(_get(data, name, "versioncreated", "versionCreated"), name, "versioncreated")
+    created = when_field(_get(data, name, "firstcreated", "firstCreated"), name, "firstcreated") or when_field(
+        _get(data, name, "contentcreated", "contentCreated"), name, "contentcreated"
+    )
+    return Draft(
+        headline=_headline(data, name),
+        blocks=tuple(_body(data, name)),
+        byline=_get(data, name, "by", "byline"),
+        tags=unique([_get(data, name, "slugline"), *_keywords(data, name), *_subjects(data, name)]),
+        language=_get(data, name, "language"),
+        published_at=created,
+        updated_at=versioned,
+        withdrawn=(_get(data, name, "pubstatus", "pubStatus") or "").lower() in _WITHDRAWN,
+        embargoed=_embargo(data, name),
+        # ednote is mostly distribution advice ("For global distribution"), not a correction:
+        # it must not turn every update into a "corrected" version, nor reach readers.
+        internal_notes=unique([_get(data, name, "ednote", "edNote")]),
+        id=id_from_uri(_get(data, name, "uri") or _get(data, name, "guid")),
+        version=version_hint(data.get("version"), versioned),
+        headline_from="headline/headlines",
+        body_from="body_*/bodies",
+    )
 
 
 def is_ninjs(data: dict[str, Any]) -> bool:
-    """True for a JSON object with a ninjs-only member (``body_*`` and ``headline_*`` included)."""
-    return any(key in MARKERS or key.startswith(("body_", "headline_")) for key in data)
+    """True for a JSON object with a ninjs-only member (``body_*`` and ``headline_*`` included), or a
+    response wrapping ninjs items."""
+    return any(key in MARKERS or key.startswith(("body_", "headline_")) for key in data) or is_wrapper(data)
+
+
+def is_wrapper(data: dict[str, Any]) -> bool:
+    """A ninjs API response: ``{"total": n, "item": [ninjs items]}`` (as the BBC and Superdesk send)."""
+    items = data.get("item")
+    return (
+        isinstance(items, list)
+        and bool({"total", "limit", "offset"} & set(data))
+        and all(isinstance(item, dict) and is_ninjs(item) for item in items)
+    )
+
+
+def _item_type(data: dict[str, Any]) -> str | None:
+    kind = data.get("type")
+    return kind.lower() if isinstance(kind, str) else None
+
+
+def _require_text(data: dict[str, Any], name: str) -> None:
+    if (kind := _item_type(data)) in _NOT_TEXT:
+        raise ParseError(name, f"is a ninjs {kind} item, not text: only text items are ingested", check=Check.FORMAT)
 
 
 def _get(data: dict[str, Any], name: str, *keys: str) -> str | None:
