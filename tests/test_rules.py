@@ -24,11 +24,11 @@ def test_rules_can_be_added_and_disabled(tmp_path: Path) -> None:
     )
     rules = rules_for(load_settings(config=path, env={}))
     assert rules.classify("ENDS") is not None
-    verdict = rules.classify("READ MORE Something")
+    verdict = rules.classify("Read more: Something")
     assert verdict is None or verdict[0].name != "read-more"
     default = load_rules(ModuleSettings())
     assert default.classify("ENDS") is None
-    found = default.classify("READ MORE Something")
+    found = default.classify("Read more: Something")
     assert found is not None and found[0].name == "read-more"
 
 

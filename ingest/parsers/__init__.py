@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import PurePath
 
 from ingest.errors import Check, ConfigError, ParseError
-from ingest.parsers import frontmatter, json_input, newsml_g2, ninjs, nitf, text
+from ingest.parsers import atom, frontmatter, json_input, newsml_g2, ninjs, nitf, text
 from ingest.parsers.base import Draft, Parser
 
 __all__ = ["Draft", "Parser", "Registry", "registry"]
@@ -66,6 +66,7 @@ _BUILTIN: tuple[Parser, ...] = (
     ninjs.PARSER,
     nitf.PARSER,
     newsml_g2.PARSER,
+    atom.PARSER,
 )
 
 registry = Registry()
