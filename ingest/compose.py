@@ -60,6 +60,7 @@ def compose(draft: Draft, rules: Rules, name: str) -> Composed:
 
 def _compose(draft: Draft, rules: Rules, name: str) -> Composed:
     _within_limit(draft, rules, name)
+    byline = draft.byline
     if draft.lines is not None and draft.headline is None:
         headline, repeated, leading, parts = _plain(draft.lines, draft.markdown, rules, name)
         _place_links(parts, draft.links)
@@ -68,6 +69,8 @@ def _compose(draft: Draft, rules: Rules, name: str) -> Composed:
     else:
         if draft.lines is None:
             blocks, repeated = _blocks_without_repeat(draft.blocks, draft.headline)
+            if byline is None:
+                blocks, byline = _byline_in_body(blocks)
             parts = _split_blocks(blocks, rules)
         else:
             lines, repeated = _lines_without_repeat(draft.lines, draft.headline or "", draft.markdown)
@@ -77,7 +80,7 @@ def _compose(draft: Draft, rules: Rules, name: str) -> Composed:
         _require_paragraph(parts, draft.withdrawn, draft.body_from, name)
     content = Content(
         headline=headline,
-        byline=draft.byline,
+        byline=byline,
         section=draft.section,
         tags=list(draft.tags),
         language=draft.language,
@@ -151,6 +154,27 @@ def _lines_without_repeat(lines: Sequence[str], headline: str, markdown: bool) -
     if text == headline.strip():
         return lines[first + 1 :], True
     return lines, False
+
+
+#: A paragraph that is only a credit: "By Joseph Ax", "BY ANN LEE AND BO KIM", "By Jane Doe, Reuters".
+_BYLINE = re.compile(
+    r"^(?:By|BY)\s+[A-ZÀ-Þ][\w.’'-]*(?:\s+(?:[A-ZÀ-Þ][\w.’'-]*|and|AND|&|van|de|von|da|al|bin)){0,7}"
+    r"(?:,\s*[A-Z][\w .&-]{1,40})?$"
+)
+#: How far into a wire body a credit line is looked for (after an advisory such as Reuters' "(Adds ...)").
+_BYLINE_BLOCKS = 3
+
+
+def _byline_in_body(blocks: Sequence[RawBlock]) -> tuple[Sequence[RawBlock], str | None]:
+    """A wire body that opens with its credit ("By Joseph Ax", as Reuters and Scoop send it), when the
+    format gave no byline: the credit becomes the byline instead of a body paragraph."""
+    for i, block in enumerate(blocks[:_BYLINE_BLOCKS]):
+        if block.kind == "paragraph" and "\n" not in block.text and _BYLINE.match(block.text.strip()):
+            rest = [*blocks[:i], *blocks[i + 1 :]]
+            if any(b.kind == "paragraph" for b in rest):  # a credit alone is all the story there is
+                return rest, block.text.strip()
+            break
+    return blocks, None
 
 
 def _blocks_without_repeat(blocks: Sequence[RawBlock], headline: str | None) -> tuple[Sequence[RawBlock], bool]:

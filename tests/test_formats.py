@@ -376,3 +376,30 @@ def test_plain_text_stays_text_and_markdown_without_front_matter_is_read_as_text
     markdown = prepared(b"# Headline\n\nA body paragraph.\n", "story.md", RULES)
     assert markdown.source.format == "frontmatter"
     assert markdown.content.headline == "Headline"
+
+
+def test_a_credit_that_opens_a_wire_body_is_the_byline() -> None:
+    path = need_shared(WIRE / "newsml-g2/superdesk-aap/server/aap/tests/io/fixtures/reuters_byline_in_body.xml")
+    content = prepared(path.read_bytes(), path.name, RULES).content
+    assert content.byline == "By Joseph Ax"
+    assert all("By Joseph Ax" not in block.text for block in content.body)
+    assert content.body[0].text.startswith("(Adds Gov. Cuomo")  # the write-through advisory stays, in place
+
+
+def test_a_sentence_that_starts_with_by_stays_in_the_body() -> None:
+    data = b'{"headline": "H", "body": ["By the time the vote came, it was over.", "Second."]}'
+    content = prepared(data, "s.json", RULES).content
+    assert content.byline is None and content.body[0].text == "By the time the vote came, it was over."
+
+
+def test_archive_items_take_their_times_from_content_meta() -> None:
+    item = (
+        '<newsItem xmlns="http://iptc.org/std/nar/2006-10-01/" guid="urn:stt:1"><itemMeta>'
+        '<itemClass qcode="ninat:text"/></itemMeta><contentMeta><contentCreated>2018-04-01T04:00:44</contentCreated>'
+        "<contentModified>2018-04-02T05:00:00+03:00</contentModified><headline>Arkisto</headline></contentMeta>"
+        '<contentSet><inlineXML contenttype="application/xhtml+xml"><html xmlns="http://www.w3.org/1999/xhtml">'
+        "<body><p>Teksti.</p></body></html></inlineXML></contentSet></newsItem>"
+    )
+    content = prepared(item.encode(), "stt.xml", RULES).content
+    assert content.published_at is not None and content.published_at.isoformat() == "2018-04-01T04:00:44+00:00"
+    assert content.updated_at is not None and content.updated_at.isoformat() == "2018-04-02T05:00:00+03:00"

@@ -2,7 +2,9 @@
 
 Mapping: ``@guid`` is the id and ``@version`` the version (else ``versionCreated``);
 ``itemMeta``: ``pubStatus`` ``stat:canceled`` withdraws, ``firstCreated`` is the publication time and
-``versionCreated`` the update time, ``embargoed`` the embargo (an empty element is no embargo; a value
+``versionCreated`` the update time (else ``contentMeta``'s ``contentCreated``/``contentModified``, as archive
+items carry them; a time without an offset is read as UTC), ``embargoed`` the embargo (an empty element
+is no embargo; a value
 that is not a date-time refuses the item rather than publish it unheld), a ``sig:correction`` signal
 makes the version a correction with the fixed note ``CORRECTION_SIGNALLED``; ``contentMeta``:
 ``headline``, ``by`` (byline), ``language/@tag``, ``slugline``, ``keyword`` and ``subject`` names (else
@@ -87,6 +89,9 @@ def _draft(item: ET.Element, name: str) -> Draft:
     nitf = _inline_nitf(item)
     created = when_field(_xml.text_of(_xml.child(meta, "firstCreated")), name, "itemMeta/firstCreated")
     versioned = when_field(_xml.text_of(_xml.child(meta, "versionCreated")), name, "itemMeta/versionCreated")
+    # Archive items (STT) carry the story's own times in contentMeta: read them when itemMeta has none.
+    created = created or when_field(_xml.text_of(_xml.child(about, "contentCreated")), name, "contentCreated")
+    modified = when_field(_xml.text_of(_xml.child(about, "contentModified")), name, "contentMeta/contentModified")
     status = (_xml.attr(_xml.child(meta, "pubStatus"), "qcode") or "").rsplit(":", 1)[-1].lower()
     tags = unique(
         [_xml.text_of(_xml.child(about, "slugline"))]
@@ -100,7 +105,7 @@ def _draft(item: ET.Element, name: str) -> Draft:
         tags=tags,
         language=_xml.attr(_xml.child(about, "language"), "tag") or _xml.attr(item, "lang"),
         published_at=created,
-        updated_at=versioned,
+        updated_at=versioned or modified,
         withdrawn=status in _WITHDRAWN,
         embargoed=embargo(_xml.text_of(_xml.child(meta, "embargoed")), name, "itemMeta/embargoed"),
         internal_notes=unique(_public_text(n) for n in _xml.children(meta, "edNote") if not _non_public(n)),
