@@ -25,7 +25,7 @@ Action = Literal["created", "updated", "corrected", "rolled_back", "withdrawn"]
 
 
 #: Content fields added after documents were stored: left out of the hash while unset (see ``Content.sha256``).
-_ADDED_LATER = ("embargoed",)
+_ADDED_LATER = ("embargoed", "slugline", "urgency", "abstract", "copyright", "usage_terms", "associations")
 
 
 class _Model(BaseModel):
@@ -77,6 +77,18 @@ class Boilerplate(_Model):
     position: int = Field(ge=0, description="How many body blocks precede it.")
 
 
+class Association(_Model):
+    """A picture, video, graphic or audio item an article refers to (the reference, never the media)."""
+
+    kind: Literal["picture", "video", "graphic", "audio", "text", "other"] = Field(
+        description="What the associated item is."
+    )
+    uri: str | None = Field(default=None, description="The associated item's id or address, as the input gives it.")
+    caption: str | None = Field(default=None, description="Its caption or headline.")
+    credit: str | None = Field(default=None, description="Its credit (photographer, agency).")
+    role: str | None = Field(default=None, description="Its role in the article, as the input names it.")
+
+
 class Content(_Model):
     """What the article says. Everything here, and nothing else, goes into ``content_sha256``."""
 
@@ -92,6 +104,22 @@ class Content(_Model):
     embargoed: datetime | None = Field(
         default=None,
         description="Not to be published before this time; a CMS must hold the story until then.",
+    )
+    slugline: str | None = Field(default=None, description="The agency's slugline (keyword line), as given.")
+    urgency: int | None = Field(
+        default=None,
+        ge=1,
+        le=9,
+        description="News urgency as the input rates it, 1 (most urgent: flash) to 9 (ninjs/NewsML-G2 urgency, "
+        "NITF ed-urg, ANPA priority mapped).",
+    )
+    abstract: str | None = Field(default=None, description="A summary the input gives apart from the body.")
+    copyright: str | None = Field(default=None, description="Copyright notice or holder, as given by the input.")
+    usage_terms: str | None = Field(default=None, description="Usage terms or restrictions, as given by the input.")
+    associations: list[Association] = Field(
+        default_factory=list,
+        description="Pictures, video, graphics and audio the item refers to: references with captions and "
+        "credits, not the media.",
     )
     body: list[Block] = Field(
         description="The story text, in order, without any module lines. Never empty, except for a withdrawn "
@@ -119,7 +147,7 @@ class Content(_Model):
         """
         data = self.model_dump(mode="json")
         for field in _ADDED_LATER:
-            if data.get(field) is None:
+            if data.get(field) in (None, []):
                 del data[field]
         canonical = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

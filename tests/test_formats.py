@@ -403,3 +403,25 @@ def test_archive_items_take_their_times_from_content_meta() -> None:
     content = prepared(item.encode(), "stt.xml", RULES).content
     assert content.published_at is not None and content.published_at.isoformat() == "2018-04-01T04:00:44+00:00"
     assert content.updated_at is not None and content.updated_at.isoformat() == "2018-04-02T05:00:00+03:00"
+
+
+@pytest.mark.parametrize(
+    ("relative", "field", "expected"),
+    [
+        ("newsml-g2/newsml-g2/examples/LISTING_22_Sports_story_in_NewsML-G2NITF.xml", "abstract", "A pair of teams"),
+        ("newsml-g2/newsml-g2/examples/Receiver View.xml", "usage_terms", "NAG Example: Contact your local office"),
+        ("newsml-g2/newsinjson/tools/xslt/TT_newsmlg2_sample.xml", "copyright", "TT"),
+    ],
+)
+def test_what_the_newsroom_needs_is_kept(relative: str, field: str, expected: str) -> None:
+    path = need_shared(WIRE / relative)
+    value = getattr(prepared(path.read_bytes(), path.name, RULES).content, field)
+    assert isinstance(value, str) and value.startswith(expected)
+
+
+def test_ninjs_associations_are_references_with_captions_and_credits() -> None:
+    path = need_shared(WIRE / "ninjs/newsinjson/documentation/includes/examples/1.6/003_associations_example.json")
+    content = prepared(path.read_bytes(), path.name, RULES).content
+    assert content.associations and all(a.uri for a in content.associations)
+    assert {a.kind for a in content.associations} <= {"picture", "video", "graphic", "audio", "text", "other"}
+    assert content.associations[0].kind == "graphic"

@@ -32,7 +32,7 @@ from ingest.parsers.newsml_g2 import CORRECTION_SIGNALLED
 from ingest.prepare import Prepared, prepare
 from ingest.reader import decode
 from ingest.stores.memory import MemoryStore
-from tests.conftest import CORPUS, RULES, cli, need_shared
+from tests.conftest import CORPUS, RECEIVED, RULES, SEED, cli, need_shared
 from tests.test_parsers import as_json
 
 FIXTURES = Path(__file__).resolve().parent / "formats"
@@ -287,16 +287,24 @@ def test_parse_prints_the_embargo() -> None:
     assert json.loads(out.stdout)["embargoed"] == "2026-11-25T07:00:00+13:00"
 
 
-def test_content_without_an_embargo_keeps_the_hash_it_had_before_the_field_existed() -> None:
+def test_content_without_the_later_fields_keeps_the_hash_it_had_before_they_existed() -> None:
     content = _item(STORY).content
+    later = ("embargoed", "slugline", "urgency", "abstract", "copyright", "usage_terms", "associations")
     before = json.dumps(
-        {k: v for k, v in content.model_dump(mode="json").items() if k != "embargoed"},
+        {k: v for k, v in content.model_dump(mode="json").items() if k not in later},
         sort_keys=True,
         ensure_ascii=False,
         separators=(",", ":"),
     )
     assert content.sha256() == hashlib.sha256(before.encode()).hexdigest()
     assert Content.model_validate({**content.model_dump(), "embargoed": EMBARGO}).sha256() != content.sha256()
+    assert Content.model_validate({**content.model_dump(), "slugline": "BRIDGE"}).sha256() != content.sha256()
+
+
+def test_the_seed_keeps_the_content_hash_stored_before_any_field_was_added() -> None:
+    seed = need_shared(SEED)
+    prepared_seed = prepare(seed.read_bytes(), seed.name, RULES, received_at=RECEIVED)
+    assert prepared_seed.content_sha256 == "860ca9898a27122b2607fd55afa1250ab56de9419be3383768a433bc70da5090"
 
 
 # ---------------------------------------------------------------------------------------------- 3. kills

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, NamedTuple, Protocol
 
+from ingest.models import Association
 from ingest.reader import Decoded
 
 BlockKind = Literal["paragraph", "heading"]
@@ -78,6 +79,13 @@ class Draft:
     withdrawn: bool = False
     #: Not to be published before this time, timezone-aware (an embargo the input states).
     embargoed: datetime | None = None
+    #: What the newsroom needs from an item, kept (see ``ingest.models.Content`` for each).
+    slugline: str | None = None
+    urgency: int | None = None
+    abstract: str | None = None
+    copyright: str | None = None
+    usage_terms: str | None = None
+    associations: tuple[Association, ...] = ()
     #: Agency notes for editors (NewsML-G2 ``edNote``, ninjs ``ednote``, NITF ``ed-msg``), in input order:
     #: internal advice that never reaches a reader-facing field. A note the source marks non-public is not
     #: here at all.

@@ -109,6 +109,13 @@ def _draft(item: ET.Element, name: str) -> Draft:
         withdrawn=status in _WITHDRAWN,
         embargoed=embargo(_xml.text_of(_xml.child(meta, "embargoed")), name, "itemMeta/embargoed"),
         internal_notes=unique(_public_text(n) for n in _xml.children(meta, "edNote") if not _non_public(n)),
+        slugline=_xml.text_of(_xml.child(about, "slugline")),
+        urgency=_digit(_xml.text_of(_xml.child(about, "urgency"))),
+        abstract=_summary(about),
+        copyright=_xml.text_of(_xml.child(item, "rightsInfo", "copyrightNotice"))
+        or _xml.text_of(_xml.child(item, "rightsInfo", "copyrightHolder", "name"))
+        or _xml.attr(_xml.child(item, "rightsInfo", "copyrightHolder"), "literal"),
+        usage_terms=_xml.text_of(_xml.child(item, "rightsInfo", "usageTerms")),
         id=id_from_uri(_xml.attr(item, "guid")),
         # versionCreated first: some agencies' @version numbers are not sequential, times always are.
         version=version_hint(None, versioned) if versioned else version_hint(_xml.attr(item, "version"), None),
@@ -116,6 +123,19 @@ def _draft(item: ET.Element, name: str) -> Draft:
         headline_from="contentMeta/headline",
         body_from="contentSet inlineXML/inlineData",
     )
+
+
+def _digit(text: str | None) -> int | None:
+    """An urgency or priority, 1 to 9."""
+    return int(text) if text and text.strip().isdigit() and 1 <= int(text) <= 9 else None
+
+
+def _summary(about: ET.Element | None) -> str | None:
+    """``contentMeta/description`` in the summary role (else one without a role)."""
+    described = _xml.children(about, "description")
+    chosen = [d for d in described if (_xml.attr(d, "role") or "").endswith("summary")]
+    chosen += [d for d in described if not _xml.attr(d, "role")]
+    return _xml.text_of(chosen[0], " ") if chosen else None
 
 
 def _label(subject: ET.Element) -> str | None:

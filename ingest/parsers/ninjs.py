@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from ingest.errors import Check, ParseError
+from ingest.models import Association
 from ingest.parsers import _nitf, _xml
 from ingest.parsers._json import list_field, load_json_object, sniff_json_object, string_field
 from ingest.parsers._markup import html_blocks
@@ -87,6 +88,12 @@ def _draft(data: dict[str, Any], name: str) -> Draft:
         # ednote is mostly distribution advice ("For global distribution"), not a correction:
         # it must not turn every update into a "corrected" version, nor reach readers.
         internal_notes=unique([_get(data, name, "ednote", "edNote")]),
+        slugline=_get(data, name, "slugline"),
+        urgency=_urgency(data.get("urgency")),
+        abstract=_abstract(data, name),
+        copyright=_get(data, name, "copyrightnotice", "copyrightNotice", "copyrightholder", "copyrightHolder"),
+        usage_terms=_get(data, name, "usageterms", "usageTerms"),
+        associations=tuple(_associations(data)),
         id=id_from_uri(_get(data, name, "uri") or _get(data, name, "guid")),
         version=version_hint(data.get("version"), versioned),
         headline_from="headline/headlines",
@@ -194,6 +201,54 @@ def _subjects(data: dict[str, Any], name: str) -> list[str | None]:
             label = subject.get("name") or subject.get("literal") or subject.get("code") or subject.get("uri")
             found.append(label if isinstance(label, str) else None)
     return found
+
+
+def _urgency(value: object) -> int | None:
+    """ninjs urgency, 1 (most urgent) to 9; anything else is not an urgency."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 9 else None
+
+
+def _abstract(data: dict[str, Any], name: str) -> str | None:
+    """1.x ``description_text`` (else ``description_html`` as text); 2.x/3.x ``descriptions`` of role summary."""
+    for i, entry in enumerate(list_field(data, "descriptions", name)):
+        described = _entry(entry, "descriptions", i, name)
+        value = described.get("value")
+        if (described.get("role") or "summary") in ("summary", "drol:summary") and isinstance(value, str):
+            return " ".join(b.text for b in html_blocks(value, name)) or None
+    if text := _get(data, name, "description_text"):
+        return text
+    html = _get(data, name, "description_html")
+    return " ".join(b.text for b in html_blocks(html, name)) or None if html else None
+
+
+_KINDS = {"picture": "picture", "photo": "picture", "image": "picture", "video": "video", "graphic": "graphic"}
+_KINDS |= {"audio": "audio", "text": "text"}
+
+
+def _associations(data: dict[str, Any]) -> list[Association]:
+    """1.x: an object of named associations; 2.x/3.x: a list (each may carry its ``name``/``rel``)."""
+    found = data.get("associations")
+    entries: list[tuple[str | None, object]] = []
+    if isinstance(found, dict):
+        entries = list(found.items())
+    elif isinstance(found, list):
+        entries = [(None, entry) for entry in found]
+    out = []
+    for role, entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        text = {k: v.strip() for k, v in entry.items() if isinstance(v, str) and v.strip()}
+        kind = _KINDS.get((text.get("type") or "").lower(), "other")
+        out.append(
+            Association(
+                kind=kind,  # type: ignore[arg-type]  # one of the literals, by _KINDS
+                uri=text.get("uri") or text.get("guid"),
+                caption=text.get("headline") or text.get("description_text") or text.get("body_text"),
+                credit=text.get("creditline") or text.get("byline") or text.get("by") or text.get("copyrightholder"),
+                role=role or text.get("rel") or text.get("name"),
+            )
+        )
+    return out
 
 
 PARSER = NinjsParser()

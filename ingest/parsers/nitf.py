@@ -71,11 +71,26 @@ def _draft(nitf: ET.Element, name: str) -> Draft:
         embargoed=released if released is not None and (issued is None or released > issued) else None,
         # ed-msg is distribution advice more often than a correction: not a correction note, not for readers.
         internal_notes=unique(_xml.attr(m, "info") for m in _xml.children(docdata, "ed-msg")),
+        slugline=_xml.attr(_xml.child(docdata, "du-key"), "key"),
+        urgency=_urgency(_xml.attr(_xml.child(docdata, "urgency"), "ed-urg")),
+        abstract=_xml.text_of(_xml.child(nitf, "body", "body.head", "abstract"), " "),
+        copyright=_copyright(_xml.child(docdata, "doc.copyright")),
+        usage_terms=_xml.attr(_xml.child(docdata, "doc.rights"), "limitations"),
         id=_xml.attr(_xml.child(docdata, "doc-id"), "id-string"),
         version=version_hint(None, issued),
         headline_from="hedline/hl1 and head/title",
         body_from="body.content",
     )
+
+
+def _urgency(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() and 1 <= int(value) <= 9 else None
+
+
+def _copyright(element: ET.Element | None) -> str | None:
+    """``doc.copyright`` holder and year as a notice: "© 2026 AAP"."""
+    holder, year = _xml.attr(element, "holder"), _xml.attr(element, "year")
+    return " ".join(part for part in ("©", year, holder) if part) if holder else None
 
 
 def _subject(element: ET.Element) -> str | None:
