@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from ingest.errors import Check, InvalidDocument, describe_validation
-from ingest.models import Block, Content, RelatedLink
+from ingest.models import Block, Content, InlineLink, RelatedLink
 from ingest.parsers.base import Draft, Link, RawBlock
 from ingest.split import Rules, Split, split
 
@@ -61,6 +61,7 @@ def compose(draft: Draft, rules: Rules, name: str) -> Composed:
 def _compose(draft: Draft, rules: Rules, name: str) -> Composed:
     _within_limit(draft, rules, name)
     byline = draft.byline
+    inline_links: list[InlineLink] = []
     if draft.lines is not None and draft.headline is None:
         headline, repeated, leading, parts = _plain(draft.lines, draft.markdown, rules, name)
         _place_links(parts, draft.links)
@@ -72,6 +73,7 @@ def _compose(draft: Draft, rules: Rules, name: str) -> Composed:
             if byline is None:
                 blocks, byline = _byline_in_body(blocks)
             parts = _split_blocks(blocks, rules)
+            inline_links = _inline_links(parts.body, blocks)
         else:
             lines, repeated = _lines_without_repeat(draft.lines, draft.headline or "", draft.markdown)
             parts = split(lines, rules)
@@ -95,6 +97,7 @@ def _compose(draft: Draft, rules: Rules, name: str) -> Composed:
         copyright=draft.copyright,
         usage_terms=draft.usage_terms,
         associations=list(draft.associations),
+        inline_links=inline_links,
         body=parts.body,
         related_links=parts.related_links,
         module_headings=parts.module_headings,
@@ -213,6 +216,23 @@ def _stated_headline(draft: Draft, parts: Split, name: str) -> str:
 # ---------------------------------------------------------------------------------------------- body
 
 
+def _inline_links(body: Sequence[Block], blocks: Sequence[RawBlock]) -> list[InlineLink]:
+    """The links of the input's paragraphs, placed on the body blocks those paragraphs became (a paragraph
+    the splitter took out as a module takes its links with it)."""
+    linked = [b for b in blocks if b.links]
+    out: list[InlineLink] = []
+    for index, block in enumerate(body):
+        for raw in linked:
+            if raw.text == block.text:
+                out += [
+                    InlineLink(block=index, start=a.start, end=a.end, text=raw.text[a.start : a.end], url=a.url)
+                    for a in raw.links
+                ]
+                linked.remove(raw)
+                break
+    return out
+
+
 def _split_blocks(blocks: Sequence[RawBlock], rules: Rules) -> Split:
     """Blocks through the splitter, run by run between story sub-headings, positions counted over the whole."""
     out = Split()
@@ -229,7 +249,7 @@ def _split_blocks(blocks: Sequence[RawBlock], rules: Rules) -> Split:
         out.boilerplate.extend(x.model_copy(update={"position": x.position + offset}) for x in part.boilerplate)
         run.clear()
 
-    for kind, text in blocks:
+    for kind, text, _ in blocks:
         if kind == "heading" and rules.classify(text) is None:
             flush()
             out.body.append(Block(type="heading", text=text))

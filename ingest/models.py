@@ -25,7 +25,9 @@ Action = Literal["created", "updated", "corrected", "rolled_back", "withdrawn"]
 
 
 #: Content fields added after documents were stored: left out of the hash while unset (see ``Content.sha256``).
-_ADDED_LATER = ("embargoed", "slugline", "urgency", "abstract", "copyright", "usage_terms", "associations")
+_ADDED_LATER = (
+    *("embargoed", "slugline", "urgency", "abstract", "copyright", "usage_terms", "associations", "inline_links"),
+)
 
 
 class _Model(BaseModel):
@@ -77,6 +79,17 @@ class Boilerplate(_Model):
     position: int = Field(ge=0, description="How many body blocks precede it.")
 
 
+class InlineLink(_Model):
+    """A link inside a body paragraph of an HTML or XHTML body. The paragraph's text stays exactly what a
+    reader sees; the link says where in it the linked words stand."""
+
+    block: int = Field(ge=0, description="Index of the body block that holds the link.")
+    start: int = Field(ge=0, description="Offset of the linked text in the block's text (characters).")
+    end: int = Field(ge=0, description="Offset just after the linked text: `text == body[block].text[start:end]`.")
+    text: str = Field(description="The linked words.")
+    url: str = Field(description="Where the link points, as the input gives it.")
+
+
 class Association(_Model):
     """A picture, video, graphic or audio item an article refers to (the reference, never the media)."""
 
@@ -116,6 +129,9 @@ class Content(_Model):
     abstract: str | None = Field(default=None, description="A summary the input gives apart from the body.")
     copyright: str | None = Field(default=None, description="Copyright notice or holder, as given by the input.")
     usage_terms: str | None = Field(default=None, description="Usage terms or restrictions, as given by the input.")
+    inline_links: list[InlineLink] = Field(
+        default_factory=list, description="Links inside body paragraphs (HTML and XHTML bodies), in order."
+    )
     associations: list[Association] = Field(
         default_factory=list,
         description="Pictures, video, graphics and audio the item refers to: references with captions and "

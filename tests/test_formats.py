@@ -425,3 +425,21 @@ def test_ninjs_associations_are_references_with_captions_and_credits() -> None:
     assert content.associations and all(a.uri for a in content.associations)
     assert {a.kind for a in content.associations} <= {"picture", "video", "graphic", "audio", "text", "other"}
     assert content.associations[0].kind == "graphic"
+
+
+def test_links_inside_html_paragraphs_are_recorded_and_the_text_stays_exact() -> None:
+    body = (
+        '<p>The council <a href="https://example.org/vote">voted 31 to 12</a> on Tuesday.</p>'
+        '<p>READ MORE <a href="https://example.org/ferry">Ferry Timetable Extended</a></p>'
+        '<p>Buses return on <a href="https://example.org/buses"> Monday </a>.</p>'
+    )
+    data = json.dumps({"uri": "urn:x:1", "headline": "Budget Passes", "body_html": body}).encode()
+    content = prepared(data, "links.json", RULES).content
+    assert [b.text for b in content.body] == ["The council voted 31 to 12 on Tuesday.", "Buses return on Monday ."]
+    assert [(link.block, link.text, link.url) for link in content.inline_links] == [
+        (0, "voted 31 to 12", "https://example.org/vote"),
+        (1, "Monday", "https://example.org/buses"),
+    ]
+    for link in content.inline_links:
+        assert content.body[link.block].text[link.start : link.end] == link.text
+    assert [link.title for link in content.related_links] == ["Ferry Timetable Extended"]  # a module, taken out

@@ -289,7 +289,7 @@ def test_parse_prints_the_embargo() -> None:
 
 def test_content_without_the_later_fields_keeps_the_hash_it_had_before_they_existed() -> None:
     content = _item(STORY).content
-    later = ("embargoed", "slugline", "urgency", "abstract", "copyright", "usage_terms", "associations")
+    later = ("embargoed", "slugline", "urgency", "abstract", "copyright", "usage_terms", "associations", "inline_links")
     before = json.dumps(
         {k: v for k, v in content.model_dump(mode="json").items() if k not in later},
         sort_keys=True,

@@ -23,7 +23,7 @@ from html.parser import HTMLParser
 
 from ingest.errors import ParseError, printable
 from ingest.parsers._values import collapse
-from ingest.parsers.base import RawBlock
+from ingest.parsers.base import Anchor, RawBlock
 
 _BLOCKS = frozenset(
     (
@@ -56,8 +56,14 @@ class BlockBuilder:
         self._pre = 0
         self._heading = 0
         self._line_has_text = False  # whether the current line has text yet (cells are joined after it)
+        self._hrefs: list[str | None] = []  # the targets of the links opened in the current block, in order
 
-    def start(self, tag: str) -> None:
+    def start(self, tag: str, href: str | None = None) -> None:
+        if tag == "a" and not self._skip:
+            # A link is marked in the text as it is built and measured when the block is done.
+            self._hrefs.append(href)
+            self._parts.append(_OPEN)
+            return
         if tag in _SKIP:
             self._skip += 1
         elif self._skip:
@@ -77,6 +83,9 @@ class BlockBuilder:
                 self._pre += 1
 
     def end(self, tag: str) -> None:
+        if tag == "a" and not self._skip:
+            self._parts.append(_CLOSE)
+            return
         if tag in _SKIP:
             self._skip = max(0, self._skip - 1)
         elif self._skip:
@@ -100,9 +109,13 @@ class BlockBuilder:
         return self.blocks
 
     def _flush(self) -> None:
-        text = "".join(self._parts)
+        marked = "".join(self._parts)
+        hrefs, self._hrefs = self._hrefs, []
         self._parts.clear()
         self._line_has_text = False
+        if self._heading or self._pre:
+            marked = marked.replace(_OPEN, "").replace(_CLOSE, "")  # links in headings and wire copy: text only
+        text = marked
         if self._heading:
             heading = collapse(text)
             if heading:
@@ -118,10 +131,60 @@ class BlockBuilder:
                     self.blocks.append(RawBlock("paragraph", "\n".join(paragraph)))
                     paragraph = []
             return
-        lines = [collapse(line) for line in text.split("\n")]
-        kept = [line for line in lines if line]
+        kept = [line for line in (_collapse_marked(line) for line in text.split("\n")) if _unmark(line)]
         if kept:
-            self.blocks.append(RawBlock("paragraph", "\n".join(kept)))
+            clean, links = _measure("\n".join(kept), hrefs)
+            self.blocks.append(RawBlock("paragraph", clean, links))
+
+
+#: Link marks inside a block being built (private-use characters no input text keeps: see ``_unmark``).
+_OPEN, _CLOSE = "\ue000", "\ue001"
+
+
+def _unmark(text: str) -> str:
+    return text.replace(_OPEN, "").replace(_CLOSE, "")
+
+
+def _collapse_marked(line: str) -> str:
+    """``collapse`` for a line holding link marks: the marks take no room, so "a <a> b</a>" is "a b"."""
+    out: list[str] = []
+    pending_space = False
+    for char in line:
+        if char in (_OPEN, _CLOSE):
+            out.append(char)
+        elif char.isspace():
+            pending_space = bool(_unmark("".join(out)))
+        else:
+            if pending_space:
+                # The space goes before any marks that open here and after any that close here.
+                tail: list[str] = []
+                while out and out[-1] == _OPEN:
+                    tail.append(out.pop())
+                out.append(" ")
+                out.extend(tail)
+            pending_space = False
+            out.append(char)
+    return "".join(out)
+
+
+def _measure(marked: str, hrefs: list[str | None]) -> tuple[str, tuple[Anchor, ...]]:
+    """The text without marks, and where each link with a target stands in it."""
+    clean: list[str] = []
+    opened: list[tuple[int, str | None]] = []
+    count = 0
+    links: list[Anchor] = []
+    for char in marked:
+        if char == _OPEN:
+            opened.append((len(clean), hrefs[count] if count < len(hrefs) else None))
+            count += 1
+        elif char == _CLOSE:
+            if opened:
+                start, url = opened.pop()
+                if url and len(clean) > start:
+                    links.append(Anchor(start, len(clean), url))
+        else:
+            clean.append(char)
+    return "".join(clean), tuple(sorted(links))
 
 
 class _HTMLBlocks(HTMLParser):
@@ -130,7 +193,7 @@ class _HTMLBlocks(HTMLParser):
         self.builder = BlockBuilder()
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.builder.start(tag)
+        self.builder.start(tag, dict(attrs).get("href") if tag == "a" else None)
 
     def handle_endtag(self, tag: str) -> None:
         self.builder.end(tag)

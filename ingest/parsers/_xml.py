@@ -108,6 +108,8 @@ def blocks(element: ET.Element) -> list[RawBlock]:
     for kind, value in _events(element):
         if kind == "start":
             builder.start(value)
+        elif kind == "link":
+            builder.start("a", value or None)
         elif kind == "end":
             builder.end(value)
         else:
@@ -126,7 +128,10 @@ def _events(root: ET.Element) -> Iterator[tuple[str, str]]:
             if element is not root and element.tail:
                 yield "text", element.tail
             continue
-        yield "start", tag
+        if tag == "a":  # a link: its target rides with the start event
+            yield "link", attr(element, "href") or ""
+        else:
+            yield "start", tag
         if element.text:
             yield "text", element.text
         stack.append((element, True))

@@ -70,7 +70,7 @@ def _body(entry: ET.Element, name: str) -> list[RawBlock]:
         first = _xml.child(extension, "first_line")
         lines = text_blocks(first.text or "" if first is not None else "") + text_blocks(story.text or "")
         # Its paragraphs come indented: the indent is layout, not text.
-        return [RawBlock(kind, "\n".join(line.strip() for line in text.split("\n"))) for kind, text in lines]
+        return [RawBlock(kind, "\n".join(line.strip() for line in text.split("\n"))) for kind, text, _ in lines]
     for tag in ("content", "summary"):
         element = _xml.child(entry, tag)
         if element is None:

@@ -18,6 +18,15 @@ from ingest.reader import Decoded
 BlockKind = Literal["paragraph", "heading"]
 
 
+class Anchor(NamedTuple):
+    """A link inside a block of markup: where it stands in the block's text, and where it points."""
+
+    #: Character offsets in the block's text: ``text[start:end]`` is the linked text.
+    start: int
+    end: int
+    url: str
+
+
 class RawBlock(NamedTuple):
     """One body block as a format reads it, in reading order."""
 
@@ -25,6 +34,8 @@ class RawBlock(NamedTuple):
     kind: BlockKind
     #: The block's text; a paragraph's lines are joined by LF.
     text: str
+    #: Links inside the text (HTML and XHTML bodies); the text itself stays exactly as a reader sees it.
+    links: tuple[Anchor, ...] = ()
 
 
 @dataclass(frozen=True)
