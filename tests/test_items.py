@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -133,3 +134,32 @@ def test_a_ninjs_response_gives_one_document_per_text_item_and_a_picture_item_is
     only_media = {"total": 1, "item": [ninjs("urn:p", "picture", "A photo")]}
     with pytest.raises(InputError, match=r"is a ninjs response holding no text item \(picture\)"):
         prepare_items(json.dumps(only_media).encode(), "r.json", RULES, received_at=RECEIVED)
+
+
+class Crash(BaseException):
+    """Stands for the process dying mid-message."""
+
+
+@pytest.mark.parametrize("crash_at", range(1, 9))
+def test_a_run_killed_between_items_is_repaired_by_running_again(tmp_path: Path, crash_at: int) -> None:
+    from ingest.stores.faults import FaultyStore
+
+    store = MemoryStore()
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "bundle.xml").write_text(THREE)
+    aged(drop / "bundle.xml")
+    settings = load_settings({"prefix": "t/"}, env={}).model_copy(
+        update={"sources": [SourceSettings(name="drop", location=str(drop))]}
+    )
+    dying = FaultyStore(store, fail_at=crash_at, exc_type=Crash, operations=frozenset({"put_new", "put", "replace"}))
+    with pytest.raises(Crash):
+        run_once(settings, dying, open_sources(settings), Reporter("text", out=io.StringIO()), clock=lambda: NOW)
+    assert (drop / "bundle.xml").exists()  # not moved: its items were not all stored
+    later = NOW + timedelta(seconds=settings.lease_seconds + 1)  # the dead run's leases have expired
+    report = run_once(settings, store, open_sources(settings), Reporter("text", out=io.StringIO()), clock=lambda: later)
+    assert {f.outcome for f in report.files} <= {"created", "unchanged"} and len(report.files) == 3
+    for article in ("wire-ferry", "wire-budget", "wire-storm"):
+        keys = Keys("t/", article)
+        assert store.get(keys.latest) == store.get(keys.version(1)) and store.get(keys.version(2)) is None
+    assert not (drop / "bundle.xml").exists()
