@@ -14,7 +14,19 @@ from __future__ import annotations
 from pathlib import PurePath
 
 from ingest.errors import Check, ConfigError, ParseError
-from ingest.parsers import atom, frontmatter, json_input, newsml_g2, ninjs, nitf, text
+from ingest.parsers import (
+    anpa1312,
+    apmedia,
+    atom,
+    frontmatter,
+    iptc7901,
+    json_input,
+    newsml12,
+    newsml_g2,
+    ninjs,
+    nitf,
+    text,
+)
 from ingest.parsers.base import Draft, Parser
 
 __all__ = ["Draft", "Parser", "Registry", "registry"]
@@ -66,6 +78,10 @@ _BUILTIN: tuple[Parser, ...] = (
     ninjs.PARSER,
     nitf.PARSER,
     newsml_g2.PARSER,
+    anpa1312.PARSER,
+    iptc7901.PARSER,
+    newsml12.PARSER,
+    apmedia.PARSER,
     atom.PARSER,
 )
 
