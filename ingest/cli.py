@@ -163,9 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
         "file",
         "ingest files into storage as new articles or new versions",
         "Ingest each FILE: parse, validate, and store a new version when its content changed.\n"
-        "Prints one line per file: created, updated, unchanged, stale (equals a superseded version;\n"
-        "nothing written) or failed (refused, with the reason). Good files are stored even when\n"
-        "others are refused.",
+        "Prints one line per file (per item, for a message or feed of several, shown as FILE#n):\n"
+        "created, updated, withdrawn (a kill), unchanged, stale (equals a superseded version, or older\n"
+        "than the stored one, or a live copy of a killed story; nothing written) or failed (refused,\n"
+        "with the reason). Good files are stored even when others are refused.",
         _cmd_file,
     )
     p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="article files to ingest")
@@ -418,8 +419,11 @@ def _cmd_watch(args: argparse.Namespace) -> int:
         ", ".join(s.settings.location for s in sources),
         settings.poll_seconds,
     )
-    refused = watch(settings, store, sources, Reporter(args.log_format), stop)
-    return EXIT_REFUSED if refused else EXIT_OK
+    watched = watch(settings, store, sources, Reporter(args.log_format), stop)
+    if watched.failing:  # stopped while a source was wedged or storage was away: never green
+        _err(f"error: the last sweep failed: {watched.failing}")
+        return EXIT_RUN_FAILED
+    return EXIT_REFUSED if watched.refused else EXIT_OK
 
 
 def _cmd_retry_failed(args: argparse.Namespace) -> int:

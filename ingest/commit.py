@@ -152,7 +152,7 @@ class Committer:
             done = self._unchanged(item.path, keys, prev, sha, note)
             if done is not None or prev is None:
                 return done
-            reason = stale_reason(prev, sha, item.source.input_version)
+            reason = stale_reason(prev, sha, item.source.input_version, item.content.withdrawn)
             if reason is not None:
                 return Outcome(item.path, "stale", item.id, prev.version, keys.version(prev.version), message=reason)
             if item.id_from_name and not item.replace_unrelated and unrelated(prev.content(), item.content):

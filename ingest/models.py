@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -342,7 +343,8 @@ class InputArticle(_Model):
     )
     embargoed: datetime | None = Field(
         default=None,
-        description="Not to be published before this time, ISO 8601; without an offset it is read as UTC.",
+        description="Not to be published before this time, ISO 8601 with a time of day; without an offset it is "
+        "read as UTC.",
     )
     version: Annotated[int, Field(ge=0, strict=True)] | str | None = Field(
         default=None,
@@ -356,6 +358,13 @@ class InputArticle(_Model):
         description="The story in order: paragraph strings, or `{type, text}` blocks (`paragraph` or `heading`).",
     )
     related_links: list[InputLink] = Field(default_factory=list, description="Related links, after the body.")
+
+    @field_validator("embargoed", mode="before")
+    @classmethod
+    def _embargo_has_a_time(cls, value: object) -> object:
+        if isinstance(value, str) and re.fullmatch(r"\s*\d{4}-?\d{2}-?\d{2}\s*", value):
+            raise ValueError("has no time of day (an embargo must say when it lifts)")
+        return value
 
     @field_validator("version")
     @classmethod

@@ -96,10 +96,15 @@ def prepare_items(
         raise ParseError(shown, f"holds no text item ({parser.name})", check=Check.FORMAT)
     read = _Input(data, file_name, decoded, parser.name, received_at, id_from, id_prefix, id_conflict)
     if len(drafts) == 1:
-        return [read.item(drafts[0], rules, shown, None)]
+        only = drafts[0]
+        if isinstance(only, InputError):
+            raise only
+        return [read.item(only, rules, shown, None)]
     items: list[Prepared | Outcome] = []
     for n, draft in enumerate(drafts, 1):
         try:
+            if isinstance(draft, InputError):  # the parser could not read this item: its own refusal
+                raise type(draft)(f"{shown}#{n}", draft.reason, check=draft.check, field=draft.field)
             items.append(read.item(draft, rules, f"{shown}#{n}", n))
         except InputError as exc:
             items.append(Outcome.failed(f"{shown}#{n}", exc))

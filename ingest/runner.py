@@ -20,6 +20,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from ingest.clock import Clock, utcnow
@@ -80,7 +81,7 @@ def run_once(
             try:
                 sweep.run(stop)
             except SourceError as exc:
-                log.error("source %s: %s; the other sources go on", source.settings.name, exc)
+                log.error("%s; the other sources go on", exc)
                 report.source_errors[source.settings.name] = str(exc)
         if report.source_errors:
             failed = ", ".join(report.source_errors)
@@ -224,6 +225,14 @@ class _Sweep:
             record.moved_to = moved
 
 
+@dataclass(frozen=True)
+class Watched:
+    """How a watch ended: files refused in all, and why its last sweep failed (None: it did not)."""
+
+    refused: int
+    failing: str | None
+
+
 def _where(candidate: Candidate) -> str:
     """A file's lease name: where it is (absolute path, ``s3://`` URL), whichever source lists it."""
     return candidate.display if candidate.display.startswith("s3://") else os.path.abspath(candidate.ref)
@@ -237,8 +246,9 @@ def watch(
     stop: threading.Event,
     *,
     clock: Clock = utcnow,
-) -> int:
-    """Sweep until ``stop`` is set; returns how many files were refused in all.
+) -> Watched:
+    """Sweep until ``stop`` is set; returns how many files were refused in all, and whether the last sweep
+    failed (a wedged source or unreachable storage: then the watch does not end green).
 
     Storage that is unreachable does not end a watch: the sweep is reported, and the next one comes after
     a pause that doubles while it lasts (up to 5 minutes). A source that cannot be swept is reported each
@@ -247,6 +257,7 @@ def watch(
     Idle sweeps store a report every ``IDLE_REPORT_SECONDS``, so the bucket shows the watch is alive.
     """
     refused = 0
+    failing: str | None = None
     pause = settings.poll_seconds
     last_report: datetime | None = None
     # One run id for the whole watch: leases a failed sweep could not release are still its own.
@@ -266,22 +277,22 @@ def watch(
                 committer=committer,
                 clock=clock,
             )
-        except SourceError:  # reported by the sweep; the other sources were swept
-            pause = settings.poll_seconds
+        except SourceError as exc:  # reported by the sweep; the other sources were swept
+            failing, pause = str(exc), settings.poll_seconds
             last_report = now
         except RunError as exc:
             if not isinstance(exc, Transient):  # access denied, bad config, a request S3 refuses: stop
                 raise
-            pause = min(max(pause * 2, settings.poll_seconds), 300.0)
+            failing, pause = str(exc), min(max(pause * 2, settings.poll_seconds), 300.0)
             log.error("sweep failed (%s); trying again in %.0f s", exc, pause)
             last_report = now
         else:
             refused += len(report.errors)
-            pause = settings.poll_seconds
+            failing, pause = None, settings.poll_seconds
             if heartbeat or report.files:
                 last_report = now
         stop.wait(pause)
-    return refused
+    return Watched(refused, failing)
 
 
 def open_sources(settings: Settings, open_store: Callable[[str], Store]) -> list[Source]:

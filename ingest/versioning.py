@@ -118,11 +118,22 @@ def diff_lines(old: Content, new: Content, old_label: str, new_label: str) -> li
     return list(difflib.unified_diff(lines(old), lines(new), old_label, new_label, lineterm="", n=1))
 
 
-def stale_reason(prev: Document, content_sha256: str, input_version: str | None) -> str | None:
-    """Why an input must not become the version after ``prev``; only an explicit rollback may go back."""
+def stale_reason(
+    prev: Document, content_sha256: str, input_version: str | None, withdrawn: bool = False
+) -> str | None:
+    """Why an input must not become the version after ``prev``; only an explicit rollback may go back.
+
+    A kill is final: once a version is withdrawn, a live copy is stale unless it declares a version newer
+    than the kill's (the source reinstating the story), so a late or unversioned re-send never republishes it.
+    """
     stored = prev.source.input_version
     if input_version and stored and is_older(input_version, stored):
         return f"input version {input_version} is older than stored {stored}"
+    if prev.withdrawn and not withdrawn:
+        newer = bool(input_version and stored and is_older(stored, input_version))
+        if not newer:
+            how = f"an input declaring a version newer than {stored}" if stored else "`ingest rollback`"
+            return f"v{prev.version} withdrew the story; only {how} reinstates it"
     earlier = [h.version for h in prev.history if h.content_sha256 == content_sha256]
     if earlier:
         return f"same content as superseded v{earlier[-1]}; latest is v{prev.version}"

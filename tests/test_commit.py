@@ -303,3 +303,17 @@ def test_a_declared_id_or_a_source_that_allows_it_replaces_an_unrelated_story() 
     committer(store).commit([item(frontmatter(1, "Shares rose."), "a.md")])  # declares id wire-42
     moved_on = frontmatter(2, "Completely different text.").replace("Markets Close Higher", "Another Headline")
     assert committer(store).commit([item(moved_on, "b.md")])[0].outcome == "updated"  # the input said so
+
+
+def test_a_kill_is_final_until_a_newer_version_reinstates_the_story() -> None:
+    store = MemoryStore()
+    committer(store).commit([item(frontmatter(3, "Rose 3 per cent."), "x.md")])
+    kill = '{"uri": "wire-42", "version": 4, "pubstatus": "canceled", "headline": "Markets Close Higher"}'
+    assert committer(store).commit([item(kill, "x.json")])[0].outcome == "withdrawn"
+    (late,) = committer(store).commit([item(frontmatter(3, "Rose 3.5 per cent."), "x.md")])
+    assert (late.outcome, late.message) == ("stale", "input version 3 is older than stored 4")
+    unversioned = "---\nid: wire-42\n---\nMarkets Close Higher\n\nRose 3.5 per cent.\n"
+    (again,) = committer(store).commit([item(unversioned, "y.md")])
+    assert again.outcome == "stale" and "v2 withdrew the story" in (again.message or "")
+    (back,) = committer(store).commit([item(frontmatter(5, "Rose 3.5 per cent, the source says."), "x.md")])
+    assert (back.outcome, back.version) == ("updated", 3)

@@ -8,7 +8,6 @@ deliberate parser change, rewrite them with ``python -m tests.test_format_anpa13
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from datetime import UTC, datetime, timedelta, timezone
@@ -18,13 +17,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.errors import InputError, InvalidDocument, ParseError, ReadError
+from ingest.errors import InvalidDocument, ParseError, ReadError
 from ingest.prepare import Prepared, prepare_items
 from tests.conftest import CORPUS, RECEIVED, RULES, cli, need_shared
+from tests.formats_corpus import Corpus, error_of, observed, refusal
 
 FORMAT = "anpa-1312"
 WIRE = CORPUS / "wire" / FORMAT
 EXPECTED = Path(__file__).resolve().parent / "formats" / FORMAT / "corpus"
+CORPUS_FILES = Corpus(WIRE, EXPECTED, observed)
 #: Hostile input must be dealt with within this many seconds (a bound on runaway work, not a benchmark).
 QUICK = 5.0
 
@@ -47,40 +48,6 @@ TEXT = (
 TAKE = HEADING + TEXT
 
 
-def _files() -> list[Path]:
-    return sorted(p for p in WIRE.rglob("*") if p.is_file())
-
-
-def _expected(path: Path) -> Path:
-    return EXPECTED / f"{path.name}.expected.json"
-
-
-def observed(data: bytes, name: str) -> dict[str, object]:
-    """What ingest makes of one input: its document(s), or the refusal."""
-    try:
-        items = prepare_items(data, name, RULES, received_at=RECEIVED)
-    except InputError as exc:
-        return {"refused": {"check": str(exc.check), "message": str(exc)}}
-    found: list[dict[str, object]] = []
-    for item in items:
-        if isinstance(item, Prepared):
-            found.append(
-                {
-                    "format": item.source.format,
-                    "id": item.id,
-                    "input_version": item.source.input_version,
-                    "headline_repeated": item.source.headline_repeated,
-                    "encoding_rule": item.source.encoding_rule,
-                    "internal_notes": item.source.internal_notes,
-                    "content": item.content.model_dump(mode="json"),
-                }
-            )
-        else:
-            assert item.error is not None
-            found.append({"refused": {"check": str(item.error.check), "message": str(item.error)}})
-    return found[0] if len(found) == 1 else {"items": found}
-
-
 def _take(**parts: str) -> bytes:
     return (parts.get("heading", HEADING) + parts.get("text", TEXT)).encode()
 
@@ -90,26 +57,19 @@ def _take(**parts: str) -> bytes:
 
 @pytest.mark.corpus
 def test_every_corpus_file_has_its_expected_document_and_no_expected_document_is_orphaned() -> None:
-    need_shared(WIRE)
-    files = _files()
-    assert len(files) == 11
-    assert {_expected(p) for p in files} == set(EXPECTED.glob("*.expected.json"))
+    CORPUS_FILES.check_each_has_one(count=11)
 
 
 @pytest.mark.corpus
-@pytest.mark.parametrize("expected", sorted(EXPECTED.glob("*.expected.json")), ids=lambda p: p.name.split(".")[0])
+@pytest.mark.parametrize("expected", CORPUS_FILES.expected_files(), ids=lambda p: p.name.split(".")[0])
 def test_corpus_file_gives_its_expected_document(expected: Path) -> None:
-    name = expected.name.removesuffix(".expected.json")
-    need_shared(WIRE)
-    path = next((p for p in _files() if p.name == name), None)
-    assert path is not None, f"{name} is not in {WIRE}"
-    assert observed(path.read_bytes(), path.name) == json.loads(expected.read_text(encoding="utf-8"))
+    CORPUS_FILES.check_expected(expected)
 
 
 @pytest.mark.corpus
 def test_the_corpus_gives_nine_documents_and_two_refusals_naming_the_missing_headline() -> None:
     need_shared(WIRE)
-    results = {p.name: observed(p.read_bytes(), p.name) for p in _files()}
+    results = {p.name: observed(p.read_bytes(), p.name) for p in CORPUS_FILES.files()}
     refused = {name: r["refused"] for name, r in results.items() if "refused" in r}
     assert sorted(refused) == ["anpa-3.tst", "ap_anpa-5.tst"]  # a weather table and a news alert: no headline line
     assert all("has no headline" in r["message"] for r in refused.values())  # type: ignore[index]
@@ -211,9 +171,7 @@ def test_ingest_formats_lists_anpa_1312() -> None:
     ids=["heading-only", "cut-before-etx", "cut-mid-text", "stray-stx", "stray-syn", "tail", "bad-heading"],
 )
 def test_broken_framing_is_refused_naming_what_is_missing(data: str, words: str) -> None:
-    with pytest.raises(InputError) as caught:
-        prepare_items(data.encode(), "cut.tst", RULES, received_at=RECEIVED, format=FORMAT)
-    message = str(caught.value)
+    message = str(refusal(data.encode(), "cut.tst", format=FORMAT))
     assert words in message
     assert message.startswith("cut.tst") and "\n" not in message
 
@@ -235,10 +193,7 @@ def test_text_that_only_starts_like_a_wire_is_refused_as_binary_not_claimed() ->
 
 
 def test_binary_bytes_after_a_valid_heading_are_refused_in_one_line() -> None:
-    data = HEADING.encode() + bytes(range(256)) * 4
-    with pytest.raises(InputError) as caught:
-        prepare_items(data, "bin.tst", RULES, received_at=RECEIVED)
-    assert "\n" not in str(caught.value)
+    assert "\n" not in str(refusal(HEADING.encode() + bytes(range(256)) * 4, "bin.tst"))
 
 
 def test_a_huge_take_over_the_line_limit_is_refused_quickly() -> None:
@@ -262,12 +217,7 @@ def test_a_huge_paragraph_is_read_quickly() -> None:
 @given(st.binary(max_size=400))
 def test_property_any_bytes_after_a_valid_heading_give_a_document_or_our_one_line_error(tail: bytes) -> None:
     for head in (HEADING.encode(), HEADING.encode() + b"\x02^H<\n"):
-        message = ""
-        try:
-            prepare_items(head + tail, "p.tst", RULES, received_at=RECEIVED)
-        except InputError as exc:  # anything else fails the test
-            message = str(exc)
-        assert "\n" not in message
+        assert "\n" not in error_of(head + tail, "p.tst")
 
 
 @settings(max_examples=200, deadline=None)
@@ -287,13 +237,5 @@ def test_property_any_text_between_stx_and_etx_gives_a_document_or_our_error(tex
         assert item.content.updated_at == datetime(2013, 11, 13, 15, 9, tzinfo=UTC)
 
 
-def _write() -> None:
-    """Rewrite the expected documents from what the parser gives now (then read the diff)."""
-    EXPECTED.mkdir(parents=True, exist_ok=True)
-    for path in _files():
-        text = json.dumps(observed(path.read_bytes(), path.name), indent=2, ensure_ascii=False) + "\n"
-        _expected(path).write_text(text, encoding="utf-8")
-
-
 if __name__ == "__main__":
-    _write()
+    CORPUS_FILES.write()

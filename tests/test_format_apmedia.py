@@ -1,6 +1,7 @@
 """AP Media API JSON (``ap-media``): the item and feed responses in ``../shared/corpus/wire/agency-json/ap-media-api/``
 read in place, each giving the documents a reader expects (``tests/formats/ap-media/corpus/<file>.expected.json``)
-or refused with a reason naming what it is (a picture, a body AP sends only as a link); feeds; wrong types.
+or refused with a reason naming what it is (a picture, a body AP sends only as a link); feeds; wrong types. After
+a deliberate parser change, rewrite the expected files with ``python -m tests.test_format_apmedia`` and read the diff.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from ingest.parsers import registry
 from ingest.prepare import Prepared, prepare_items
 from ingest.reader import decode
 from tests.conftest import CORPUS, RECEIVED, RULES, cli, need_shared
+from tests.formats_corpus import Corpus, documents, documents_or_our_error, one_line_refusal
 
 FORMAT = "ap-media"
 WIRE = CORPUS / "wire" / "agency-json" / "ap-media-api"
 EXPECTED = Path(__file__).resolve().parent / "formats" / FORMAT / "corpus"
+CORPUS_FILES = Corpus(WIRE, EXPECTED, documents)
 _CP = "superdesk-cp/server/tests/ingest/parser/fixtures/ap/"
 _CORE = "superdesk-core/tests/io/fixtures/"
 _REMOTE = "has no inline text: its body is remote (data.item.renditions.nitf, a link) and is not fetched"
@@ -53,39 +56,6 @@ REFUSED: dict[str, str] = {
 }
 
 
-def documents(data: bytes, name: str) -> list[dict[str, object]]:
-    """What a reader gets from one input: one entry per item (a refused item as its one-line reason)."""
-    out: list[dict[str, object]] = []
-    for item in prepare_items(data, name, RULES, received_at=RECEIVED):
-        if isinstance(item, Outcome):
-            out.append({"path": item.path, "refused": str(item.error)})
-            continue
-        out.append(
-            {
-                "path": item.path,
-                "format": item.source.format,
-                "id": item.id,
-                "input_version": item.source.input_version,
-                "headline_repeated": item.source.headline_repeated,
-                "internal_notes": item.source.internal_notes,
-                "content": item.content.model_dump(mode="json"),
-            }
-        )
-    return out
-
-
-def _corpus() -> list[str]:
-    return sorted(str(p.relative_to(WIRE)) for p in WIRE.rglob("*") if p.is_file()) if WIRE.is_dir() else []
-
-
-def _refusal(data: bytes, name: str) -> InputError:
-    with pytest.raises(InputError) as caught:
-        prepare_items(data, name, RULES, received_at=RECEIVED)
-    message = str(caught.value)
-    assert message.startswith(f"{name}: ") and "\n" not in message, message
-    return caught.value
-
-
 def _fixture(rel: str) -> dict[str, Any]:
     loaded: dict[str, Any] = json.loads(need_shared(WIRE / rel).read_text(encoding="utf-8"))
     return loaded
@@ -95,25 +65,16 @@ def _fixture(rel: str) -> dict[str, Any]:
 
 
 @pytest.mark.corpus
-@pytest.mark.parametrize("rel", _corpus() or ["(corpus absent)"])
+@pytest.mark.parametrize("rel", CORPUS_FILES.relative() or ["(corpus absent)"])
 def test_every_corpus_file_gives_the_documents_a_reader_expects_or_is_refused(rel: str) -> None:
-    path = need_shared(WIRE / rel)
-    if rel in REFUSED:
-        assert REFUSED[rel] in _refusal(path.read_bytes(), path.name).reason
-        return
-    expected = EXPECTED / f"{path.name}.expected.json"
-    assert expected.is_file(), f"{rel} has no {expected.name}"
-    assert documents(path.read_bytes(), path.name) == json.loads(expected.read_text(encoding="utf-8"))
+    CORPUS_FILES.check_file(rel, REFUSED)
 
 
 @pytest.mark.corpus
 def test_every_expected_file_belongs_to_a_corpus_file_and_the_counts_hold() -> None:
-    need_shared(WIRE)
-    names = {Path(rel).name for rel in _corpus()}
-    assert {p.name.removesuffix(".expected.json") for p in EXPECTED.glob("*.expected.json")} <= names
-    assert set(REFUSED) <= set(_corpus())
+    CORPUS_FILES.check_no_orphans(REFUSED)
     # 20 files: 3 carry their text (one document each); 6 are pictures or a feed of pictures; 11 link to it.
-    assert (len(_corpus()), len(list(EXPECTED.glob("*.expected.json"))), len(REFUSED)) == (20, 3, 17)
+    assert (len(CORPUS_FILES.relative()), len(CORPUS_FILES.expected_files()), len(REFUSED)) == (20, 3, 17)
 
 
 @pytest.mark.corpus
@@ -136,7 +97,7 @@ def test_what_superdesk_asserts_for_these_fixtures_holds() -> None:
         "80bc4c5694394e23b3d1d5f24a726571",
         "9d878f94b2c3477193a0f84a61c11484",
     ]
-    picture = _refusal(need_shared(WIRE / _CORE / "ap_media_picture.json").read_bytes(), "p.json")
+    picture = one_line_refusal(need_shared(WIRE / _CORE / "ap_media_picture.json").read_bytes(), "p.json")
     assert picture.reason == "is an AP picture item, not text: only text items are ingested"
 
 
@@ -187,7 +148,7 @@ def test_a_feed_gives_one_document_per_text_item_and_refuses_a_remote_one_on_its
 
 
 def test_a_feed_whose_text_items_all_link_their_bodies_is_refused_saying_so() -> None:
-    error = _refusal(_feed({"item": _text_item("a1", "One")}, {"item": _text_item("a2", "Two")}), "feed.json")
+    error = one_line_refusal(_feed({"item": _text_item("a1", "One")}, {"item": _text_item("a2", "Two")}), "feed.json")
     assert error.reason == "holds 2 text items whose bodies are all remote (renditions), not fetched"
 
 
@@ -195,14 +156,15 @@ def test_an_item_on_its_own_is_ap_media_not_ninjs() -> None:
     text = json.dumps({**_text_item("a1", "Ferry resumes"), "nitf": _BODY})
     assert registry.detect("item.json", text).name == FORMAT
     assert registry.detect("item.json", json.dumps(_PICTURE)).name == FORMAT
-    assert _refusal(json.dumps(_PICTURE).encode(), "p.json").reason.startswith("is an AP picture item, not text")
+    picture = one_line_refusal(json.dumps(_PICTURE).encode(), "p.json")
+    assert picture.reason.startswith("is an AP picture item, not text")
     doc = prepare_items(text.encode(), "item.json", RULES, received_at=RECEIVED)[0]
     assert isinstance(doc, Prepared) and doc.source.format == FORMAT and doc.id == "a1"
 
 
 @pytest.mark.corpus
 def test_every_ap_item_unwrapped_is_still_ap_media_and_no_ninjs_file_is() -> None:
-    for rel in _corpus():
+    for rel in CORPUS_FILES.relative():
         data = _fixture(rel)["data"]
         for item in [data["item"]] if "item" in data else [entry["item"] for entry in data["items"]]:
             assert registry.detect("x.json", json.dumps(item)).name == FORMAT, rel
@@ -228,7 +190,7 @@ def test_the_fetched_rendition_may_be_the_nitf_document_itself() -> None:
     assert doc[0].content.headline == "Ferry resumes"  # the item's own headline first, else the NITF's
     assert [b.text for b in doc[0].content.body] == ["HARBOUR TOWN (AP) — The ferry runs again."]
     xxe = '<!DOCTYPE nitf [<!ENTITY x SYSTEM "file:///etc/passwd">]><nitf><body><body.content><p>&x;</p></body.content></body></nitf>'
-    error = _refusal(json.dumps({"data": {"item": item}, "nitf": xxe}).encode(), "x.json")
+    error = one_line_refusal(json.dumps({"data": {"item": item}, "nitf": xxe}).encode(), "x.json")
     assert "refused: XML with a DTD/entities is not accepted" in error.reason
 
 
@@ -241,9 +203,9 @@ def test_withdrawn_and_embargoed_items() -> None:
     assert isinstance(doc, Prepared) and doc.content.embargoed is not None
     assert doc.content.embargoed.isoformat() == "2026-01-06T06:00:00+00:00"
     undated = {"data": {"item": _text_item("a1", "H", pubstatus="embargoed")}, "nitf": _BODY}
-    assert "with no embargo time" in _refusal(json.dumps(undated).encode(), "u.json").reason
+    assert "with no embargo time" in one_line_refusal(json.dumps(undated).encode(), "u.json").reason
     unreadable = {"data": {"item": _text_item("a1", "H", embargoed="next week")}, "nitf": _BODY}
-    assert "field data.item.embargoed: embargo" in _refusal(json.dumps(unreadable).encode(), "n.json").reason
+    assert "field data.item.embargoed: embargo" in one_line_refusal(json.dumps(unreadable).encode(), "n.json").reason
 
 
 def test_ap_media_is_listed() -> None:
@@ -281,12 +243,12 @@ WRONG_TYPES: dict[str, tuple[object, str]] = {
 @pytest.mark.parametrize("case", sorted(WRONG_TYPES))
 def test_a_member_of_the_wrong_type_is_refused_in_one_line_naming_it(case: str) -> None:
     data, words = WRONG_TYPES[case]
-    assert words in _refusal(json.dumps(data).encode(), "wrong.json").reason
+    assert words in one_line_refusal(json.dumps(data).encode(), "wrong.json").reason
 
 
 def test_deep_json_is_refused_in_one_line() -> None:
     deep = '{"data": {"item": {"headline": "H", "subject": ' + "[" * 100_000 + "]" * 100_000 + "}}}"
-    assert "nested too deeply" in _refusal(deep.encode(), "deep.json").reason
+    assert "nested too deeply" in one_line_refusal(deep.encode(), "deep.json").reason
     ok = json.dumps(_response(subject=[{"name": "x", "rels": ["direct"], "nested": [[[[[[[[]]]]]]]]}]))
     assert isinstance(prepare_items(ok.encode(), "ok.json", RULES, received_at=RECEIVED)[0], Prepared)
 
@@ -304,18 +266,7 @@ def test_deep_json_is_refused_in_one_line() -> None:
     st.binary(max_size=300),
 )
 def test_property_any_bytes_after_an_ap_start_give_documents_or_our_error(start: bytes, tail: bytes) -> None:
-    _documents_or_our_error(start + tail, "a.json")
-
-
-def _documents_or_our_error(data: bytes, name: str) -> None:
-    messages: list[str] = []
-    try:
-        items = prepare_items(data, name, RULES, received_at=RECEIVED)
-    except InputError as exc:  # anything else fails the test
-        items, messages = [], [str(exc)]
-    messages += [str(item.error) for item in items if isinstance(item, Outcome)]
-    assert all(isinstance(item, Prepared) or item.error is not None for item in items)
-    assert not any("\n" in message for message in messages)
+    documents_or_our_error(start + tail, "a.json")
 
 
 @settings(max_examples=200, deadline=None)
@@ -328,4 +279,8 @@ def _documents_or_our_error(data: bytes, name: str) -> None:
     st.sampled_from(["headline", "bylines", "altids", "keywords", "subject", "associations", "usageterms", "type"]),
 )
 def test_property_any_json_value_in_an_item_field_gives_a_document_or_our_error(value: object, field: str) -> None:
-    _documents_or_our_error(json.dumps(_response(**{field: value})).encode(), "v.json")
+    documents_or_our_error(json.dumps(_response(**{field: value})).encode(), "v.json")
+
+
+if __name__ == "__main__":
+    CORPUS_FILES.write(refused=REFUSED)

@@ -18,14 +18,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.errors import InputError, InvalidDocument, ReadError
+from ingest.errors import InvalidDocument, ReadError
 from ingest.prepare import prepare_items
 from tests.conftest import CORPUS, RECEIVED, RULES, cli, need_shared
-from tests.test_format_anpa1312 import observed
+from tests.formats_corpus import Corpus, error_of, observed, refusal
 
 FORMAT = "iptc-7901"
 WIRE = CORPUS / "wire" / FORMAT
 EXPECTED = Path(__file__).resolve().parent / "formats" / FORMAT / "corpus"
+CORPUS_FILES = Corpus(WIRE, EXPECTED, observed)
 #: Hostile input must be dealt with within this many seconds (a bound on runaway work, not a benchmark).
 QUICK = 5.0
 
@@ -63,14 +64,6 @@ TEXT = (
 MESSAGE = HEADING + TEXT
 
 
-def _files() -> list[Path]:
-    return sorted(p for p in WIRE.rglob("*") if p.is_file())
-
-
-def _expected(path: Path) -> Path:
-    return EXPECTED / f"{path.name}.expected.json"
-
-
 def _message(**parts: str) -> bytes:
     return (parts.get("heading", HEADING) + parts.get("text", TEXT)).encode()
 
@@ -86,20 +79,13 @@ def _content(data: bytes, name: str = "m.txt") -> dict[str, object]:
 
 @pytest.mark.corpus
 def test_every_corpus_file_has_its_expected_document_and_no_expected_document_is_orphaned() -> None:
-    need_shared(WIRE)
-    files = _files()
-    assert len(files) == 6
-    assert {_expected(p) for p in files} == set(EXPECTED.glob("*.expected.json"))
+    CORPUS_FILES.check_each_has_one(count=6)
 
 
 @pytest.mark.corpus
-@pytest.mark.parametrize("expected", sorted(EXPECTED.glob("*.expected.json")), ids=lambda p: p.name.split(".")[0])
+@pytest.mark.parametrize("expected", CORPUS_FILES.expected_files(), ids=lambda p: p.name.split(".")[0])
 def test_corpus_file_gives_its_expected_document(expected: Path) -> None:
-    name = expected.name.removesuffix(".expected.json")
-    need_shared(WIRE)
-    path = next((p for p in _files() if p.name == name), None)
-    assert path is not None, f"{name} is not in {WIRE}"
-    assert observed(path.read_bytes(), path.name) == json.loads(expected.read_text(encoding="utf-8"))
+    CORPUS_FILES.check_expected(expected)
 
 
 @pytest.mark.corpus
@@ -113,7 +99,7 @@ def test_the_odd_charset_file_is_windows_1252_and_reads_mueller_with_its_umlaut(
 @pytest.mark.corpus
 def test_nothing_dpa_marks_not_for_publication_reaches_a_document() -> None:
     need_shared(WIRE)
-    for path in _files():
+    for path in CORPUS_FILES.files():
         dumped = json.dumps(observed(path.read_bytes(), path.name), ensure_ascii=False)
         assert "Reporting by" not in dumped and "+49" not in dumped and "@dpa.com" not in dumped, path.name
 
@@ -208,14 +194,11 @@ def test_ingest_formats_lists_iptc_7901() -> None:
         (HEADING + TEXT[:200], "has no ETX"),
         (MESSAGE.replace("The mayor", "The \x02mayor"), "stray STX (U+0002) inside its text, on line 11"),
         (MESSAGE + "garbage after the end\n", "has text after EOT"),
-        (MESSAGE + MESSAGE[:60], "message 2 of 2 has no ETX"),
     ],
-    ids=["heading-only", "cut-before-etx", "cut-mid-text", "stray-stx", "tail", "cut-second-message"],
+    ids=["heading-only", "cut-before-etx", "cut-mid-text", "stray-stx", "tail"],
 )
 def test_broken_framing_is_refused_naming_what_is_missing(data: str, words: str) -> None:
-    with pytest.raises(InputError) as caught:
-        prepare_items(data.encode(), "cut.txt", RULES, received_at=RECEIVED)
-    message = str(caught.value)
+    message = str(refusal(data.encode(), "cut.txt"))
     assert words in message
     assert message.startswith("cut.txt: ") and "\n" not in message
 
@@ -234,9 +217,7 @@ def test_a_control_character_7901_does_not_claim_is_refused_as_binary(char: str,
 
 
 def test_binary_bytes_after_a_valid_heading_are_refused_in_one_line() -> None:
-    with pytest.raises(InputError) as caught:
-        prepare_items(HEADING.encode() + bytes(range(256)) * 4, "bin.txt", RULES, received_at=RECEIVED)
-    assert "\n" not in str(caught.value)
+    assert "\n" not in str(refusal(HEADING.encode() + bytes(range(256)) * 4, "bin.txt"))
 
 
 def test_a_huge_message_over_the_line_limit_is_refused_quickly() -> None:
@@ -260,34 +241,25 @@ def test_a_huge_wrapped_paragraph_is_read_quickly_as_one_paragraph() -> None:
 @given(st.binary(max_size=400))
 def test_property_any_bytes_after_a_valid_heading_give_a_document_or_our_one_line_error(tail: bytes) -> None:
     for head in (HEADING.encode(), HEADING.encode() + b"\x02Headline =\r\n\r\n"):
-        message = ""
-        try:
-            prepare_items(head + tail, "p.txt", RULES, received_at=RECEIVED)
-        except InputError as exc:  # anything else fails the test
-            message = str(exc)
-        assert "\n" not in message
+        assert "\n" not in error_of(head + tail, "p.txt")
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.text(alphabet=st.sampled_from(list("\r\n =#-*[]()/:ByKILdpa1ST.\x7f")), max_size=300))
 def test_property_any_text_between_stx_and_etx_gives_a_document_or_our_error(text: str) -> None:
-    message = ""
-    try:
-        prepare_items(
-            (HEADING + "\x02" + text + "\x03131137 GMT Nov 13\r\n\x04").encode(), "p.txt", RULES, received_at=RECEIVED
-        )
-    except InputError as exc:  # anything else fails the test
-        message = str(exc)
-    assert "\n" not in message
-
-
-def _write() -> None:
-    """Rewrite the expected documents from what the parser gives now (then read the diff)."""
-    EXPECTED.mkdir(parents=True, exist_ok=True)
-    for path in _files():
-        text = json.dumps(observed(path.read_bytes(), path.name), indent=2, ensure_ascii=False) + "\n"
-        _expected(path).write_text(text, encoding="utf-8")
+    assert "\n" not in error_of((HEADING + "\x02" + text + "\x03131137 GMT Nov 13\r\n\x04").encode(), "p.txt")
 
 
 if __name__ == "__main__":
-    _write()
+    CORPUS_FILES.write()
+
+
+def test_a_cut_second_message_is_refused_on_its_own_and_the_first_stands() -> None:
+    from ingest.outcome import Outcome
+    from ingest.prepare import Prepared, prepare_items
+    from tests.conftest import RECEIVED, RULES
+
+    first, second = prepare_items((MESSAGE + MESSAGE[:60]).encode(), "cut.txt", RULES, received_at=RECEIVED)
+    assert isinstance(first, Prepared) and first.path == "cut.txt#1"
+    assert isinstance(second, Outcome) and second.error is not None
+    assert str(second.error).startswith("cut.txt#2: ") and "has no ETX" in str(second.error)

@@ -1,11 +1,11 @@
 """NewsML 1.2 (``newsml-1.2``): the wire files in ``../shared/corpus/wire/newsml-1.2/`` read in place, each giving
 the documents a reader expects (``tests/formats/newsml-1.2/corpus/<file>.expected.json``) or refused with a
-reason naming what it is; envelopes of several items; hostile XML.
+reason naming what it is; envelopes of several items; hostile XML. After a deliberate parser change, rewrite the
+expected files with ``python -m tests.test_format_newsml12`` and read the diff.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -13,15 +13,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.errors import InputError
 from ingest.outcome import Outcome
 from ingest.parsers import registry
 from ingest.prepare import Prepared, prepare_items
 from tests.conftest import CORPUS, RECEIVED, RULES, cli, need_shared
+from tests.formats_corpus import Corpus, documents, documents_or_our_error, one_line_refusal
 
 FORMAT = "newsml-1.2"
 WIRE = CORPUS / "wire" / FORMAT
 EXPECTED = Path(__file__).resolve().parent / "formats" / FORMAT / "corpus"
+CORPUS_FILES = Corpus(WIRE, EXPECTED, documents)
 
 #: Corpus files that are refused, with the words the one-line reason must contain.
 REFUSED: dict[str, str] = {
@@ -32,62 +33,20 @@ REFUSED: dict[str, str] = {
 }
 
 
-def documents(data: bytes, name: str) -> list[dict[str, object]]:
-    """What a reader gets from one input: one entry per item (a refused item as its one-line reason)."""
-    out: list[dict[str, object]] = []
-    for item in prepare_items(data, name, RULES, received_at=RECEIVED):
-        if isinstance(item, Outcome):
-            out.append({"path": item.path, "refused": str(item.error)})
-            continue
-        out.append(
-            {
-                "path": item.path,
-                "format": item.source.format,
-                "id": item.id,
-                "input_version": item.source.input_version,
-                "headline_repeated": item.source.headline_repeated,
-                "internal_notes": item.source.internal_notes,
-                "content": item.content.model_dump(mode="json"),
-            }
-        )
-    return out
-
-
-def _corpus() -> list[str]:
-    return sorted(str(p.relative_to(WIRE)) for p in WIRE.rglob("*") if p.is_file()) if WIRE.is_dir() else []
-
-
-def _refusal(data: bytes, name: str) -> InputError:
-    with pytest.raises(InputError) as caught:
-        prepare_items(data, name, RULES, received_at=RECEIVED)
-    message = str(caught.value)
-    assert message.startswith(f"{name}: ") and "\n" not in message, message
-    return caught.value
-
-
 # ---------------------------------------------------------------------------------------------- corpus
 
 
 @pytest.mark.corpus
-@pytest.mark.parametrize("rel", _corpus() or ["(corpus absent)"])
+@pytest.mark.parametrize("rel", CORPUS_FILES.relative() or ["(corpus absent)"])
 def test_every_corpus_file_gives_the_documents_a_reader_expects_or_is_refused(rel: str) -> None:
-    path = need_shared(WIRE / rel)
-    if rel in REFUSED:
-        assert REFUSED[rel] in _refusal(path.read_bytes(), path.name).reason
-        return
-    expected = EXPECTED / f"{path.name}.expected.json"
-    assert expected.is_file(), f"{rel} has no {expected.name}"
-    assert documents(path.read_bytes(), path.name) == json.loads(expected.read_text(encoding="utf-8"))
+    CORPUS_FILES.check_file(rel, REFUSED)
 
 
 @pytest.mark.corpus
 def test_every_expected_file_belongs_to_a_corpus_file_and_the_counts_hold() -> None:
-    need_shared(WIRE)
-    names = {Path(rel).name for rel in _corpus()}
-    assert {p.name.removesuffix(".expected.json") for p in EXPECTED.glob("*.expected.json")} <= names
-    assert set(REFUSED) <= set(_corpus())
+    CORPUS_FILES.check_no_orphans(REFUSED)
     # 9 files: 8 give one document each (AFP x3, ANA-MPA, Business Wire x4), 1 is refused.
-    assert (len(_corpus()), len(list(EXPECTED.glob("*.expected.json"))), len(REFUSED)) == (9, 8, 1)
+    assert (len(CORPUS_FILES.relative()), len(CORPUS_FILES.expected_files()), len(REFUSED)) == (9, 8, 1)
 
 
 @pytest.mark.corpus
@@ -215,7 +174,7 @@ def test_the_dateline_opens_the_story_not_a_credit_line_and_links_keep_their_wor
 
 
 def test_an_input_of_pictures_only_is_refused_naming_what_it_holds() -> None:
-    error = _refusal(_envelope(_item("pic", _PHOTO_ITEM, headline="Pier")), "photos.xml")
+    error = one_line_refusal(_envelope(_item("pic", _PHOTO_ITEM, headline="Pier")), "photos.xml")
     assert error.reason == "is a NewsML 1.2 package of photo items, no text"
 
 
@@ -224,7 +183,7 @@ def test_a_photo_with_its_caption_beside_it_is_not_a_story() -> None:
         "<ContentItem><MediaType FormalName='Text'/>"
         "<DataContent><p>The ferry at the pier.</p></DataContent></ContentItem>"
     )
-    error = _refusal(_envelope(_item("pic", _PHOTO_ITEM + caption, headline="Pier")), "photo.xml")
+    error = one_line_refusal(_envelope(_item("pic", _PHOTO_ITEM + caption, headline="Pier")), "photo.xml")
     assert error.reason == "is a NewsML 1.2 package of photo, captioned media items, no text"
 
 
@@ -294,13 +253,13 @@ def test_an_embargoed_item_is_held_until_its_status_changes() -> None:
     ],
 )
 def test_an_embargo_without_a_definite_time_is_refused(change: str, words: str) -> None:
-    error = _refusal(_envelope(_item("ferry", _TEXT, status="Embargoed", management=change)), "held.xml")
+    error = one_line_refusal(_envelope(_item("ferry", _TEXT, status="Embargoed", management=change)), "held.xml")
     assert words in error.reason
 
 
 def test_remote_content_is_refused_not_fetched() -> None:
     remote = "<ContentItem Href='http://wire.example/story.xml'><MediaType FormalName='Text'/></ContentItem>"
-    error = _refusal(_envelope(_item("ferry", remote)), "remote.xml")
+    error = one_line_refusal(_envelope(_item("ferry", remote)), "remote.xml")
     href = "http://wire.example/story.xml"
     assert error.reason == f"has no inline text: its content is remote ({href}) and is not fetched"
 
@@ -326,7 +285,7 @@ HOSTILE = {
 @pytest.mark.parametrize("name", sorted(HOSTILE))
 def test_entity_bombs_and_external_entities_are_refused_quickly_in_one_line(name: str) -> None:
     started = time.monotonic()
-    error = _refusal(HOSTILE[name].encode(), name)
+    error = one_line_refusal(HOSTILE[name].encode(), name)
     assert time.monotonic() - started < 5
     assert "refused: XML with a DTD/entities is not accepted" in error.reason
     assert "root:" not in str(error)  # nothing of /etc/passwd
@@ -337,7 +296,7 @@ def test_an_external_dtd_is_never_read(tmp_path: Path) -> None:
     dtd.write_text('<!ENTITY x "PWNED">', encoding="utf-8")
     story = _item("x", _TEXT, headline="&x;")
     text = f'<!DOCTYPE NewsML SYSTEM "{dtd.as_uri()}"><NewsML>{story}</NewsML>'
-    assert "undefined entity" in _refusal(text.encode(), "dtd.xml").reason
+    assert "undefined entity" in one_line_refusal(text.encode(), "dtd.xml").reason
 
 
 def test_deeply_nested_components_give_a_document_without_recursion() -> None:
@@ -362,15 +321,8 @@ def test_deeply_nested_components_give_a_document_without_recursion() -> None:
     st.binary(max_size=300),
 )
 def test_property_any_bytes_after_a_newsml_start_give_documents_or_our_error(start: bytes, tail: bytes) -> None:
-    _documents_or_our_error(start + tail, "n.xml")
+    documents_or_our_error(start + tail, "n.xml")
 
 
-def _documents_or_our_error(data: bytes, name: str) -> None:
-    messages: list[str] = []
-    try:
-        items = prepare_items(data, name, RULES, received_at=RECEIVED)
-    except InputError as exc:  # anything else fails the test
-        items, messages = [], [str(exc)]
-    messages += [str(item.error) for item in items if isinstance(item, Outcome)]
-    assert all(isinstance(item, Prepared) or item.error is not None for item in items)
-    assert not any("\n" in message for message in messages)
+if __name__ == "__main__":
+    CORPUS_FILES.write(refused=REFUSED)

@@ -443,3 +443,17 @@ def test_links_inside_html_paragraphs_are_recorded_and_the_text_stays_exact() ->
     for link in content.inline_links:
         assert content.body[link.block].text[link.start : link.end] == link.text
     assert [link.title for link in content.related_links] == ["Ferry Timetable Extended"]  # a module, taken out
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ('<?xml version="1.0"?><rss version="2.0"><channel><title>x</title></channel></rss>', "root element <rss>"),
+        ("<html><body><h1>Big story</h1><p>Text.</p></body></html>", "is an HTML page"),
+        ("<results><result id='1'/></results>", "root element <results>"),
+    ],
+)
+def test_markup_no_format_reads_is_refused_by_name_not_stored_as_text(text: str, words: str) -> None:
+    with pytest.raises(InputError, match="no input format reads it") as caught:
+        prepared(text.encode(), "feed", RULES)
+    assert words in str(caught.value)

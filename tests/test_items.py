@@ -163,3 +163,20 @@ def test_a_run_killed_between_items_is_repaired_by_running_again(tmp_path: Path,
         keys = Keys("t/", article)
         assert store.get(keys.latest) == store.get(keys.version(1)) and store.get(keys.version(2)) is None
     assert not (drop / "bundle.xml").exists()
+
+
+def test_one_unreadable_item_does_not_hold_back_the_others_of_its_bundle() -> None:
+    from ingest.outcome import Outcome
+    from ingest.prepare import Prepared, prepare_items
+    from tests.conftest import RECEIVED, RULES
+
+    bad = item("urn:wire:held", "Held Story", "Text.").replace(
+        '<itemClass qcode="ninat:text"/>', '<itemClass qcode="ninat:text"/><embargoed>soon</embargoed>'
+    )
+    bundle = message(item("urn:wire:a", "First", "One."), bad, item("urn:wire:b", "Third", "Three."))
+    items = prepare_items(bundle.encode(), "b.xml", RULES, received_at=RECEIVED)
+    assert [type(i).__name__ for i in items] == ["Prepared", "Outcome", "Prepared"]
+    refused = items[1]
+    assert isinstance(refused, Outcome) and refused.error is not None
+    assert str(refused.error).startswith("b.xml#2: field itemMeta/embargoed: embargo")
+    assert [i.id for i in items if isinstance(i, Prepared)] == ["wire-a", "wire-b"]

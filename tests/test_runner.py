@@ -283,8 +283,8 @@ def test_watch_rides_out_a_storage_outage(tmp_path: Path) -> None:
             recover_then_stop(report)
 
     reporter = Watching("text", out=io.StringIO())
-    refused = watch(settings, store, open_sources(settings), reporter, stop, clock=lambda: NOW)
-    assert refused == 0
+    watched = watch(settings, store, open_sources(settings), reporter, stop, clock=lambda: NOW)
+    assert (watched.refused, watched.failing) == (0, None)  # the last sweep worked: green
     assert store.failures >= 3  # it really was down at first
     assert len(list((drop / "processed").rglob("*.txt"))) == 2
 
@@ -362,3 +362,24 @@ def test_idle_and_failed_runs_store_their_report(tmp_path: Path) -> None:
     [key] = down.list_keys(f"{PREFIX}runs/")  # stored once storage answered again (the put came after)
     stored = down.get(key)
     assert stored is not None and "unreachable" in (RunReport.model_validate_json(stored.body).error or "")
+
+
+def test_a_watch_stopped_while_a_source_is_wedged_does_not_end_green(tmp_path: Path) -> None:
+    good = tmp_path / "good"
+    fill(good, 1)
+    settings = settings_with(
+        SourceSettings(name="typo", location=str(tmp_path / "no-such-folder")),
+        SourceSettings(name="good", location=str(good)),
+        poll_seconds=0.01,
+    )
+    stop = threading.Event()
+
+    class StopAfterOne(Reporter):
+        def finished(self, report: RunReport) -> None:
+            super().finished(report)
+            stop.set()
+
+    reporter = StopAfterOne("text", out=io.StringIO())
+    watched = watch(settings, MemoryStore(), open_sources(settings), reporter, stop, clock=lambda: NOW)
+    assert watched.failing is not None and "typo" in watched.failing
+    assert len(list((good / "processed").rglob("*.txt"))) == 1  # the good source was swept all the same

@@ -3,10 +3,11 @@
 Adding a format is one new module exposing a ``Parser`` plus one line in ``_BUILTIN``. The registry
 refuses two formats of one name, and ``ingest formats`` lists what is registered.
 
-A parser only reads: it returns a ``Draft``, and ``ingest.compose`` makes the document out of it with the
-module rules. Format modules import none of each other; what several formats share lives in private
-helpers that know no format (``_values``, ``_json``, ``_xml``, ``_markup``) or in a vocabulary module
-(``_nitf``: NITF, which arrives on its own and inside ninjs and NewsML-G2).
+A parser only reads: it returns a ``Draft`` (or one per item), and ``ingest.compose`` makes the document
+out of it with the module rules. Format modules import none of each other; what several formats share
+lives in private helpers that know no format (``_values``, ``_json``, ``_xml``, ``_markup``, and ``_wire``
+for control-character framing) or in a vocabulary module (``_nitf``: NITF, which arrives on its own and
+inside ninjs and NewsML-G2).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import PurePath
 
 from ingest.errors import Check, ConfigError, ParseError
 from ingest.parsers import (
+    _xml,
     anpa1312,
     apmedia,
     atom,
@@ -62,6 +64,13 @@ class Registry:
                 return parser
         if sniffed:
             return sniffed[0]
+        stripped = text.strip()
+        if stripped.startswith("<") and stripped.endswith(">") and (root := _xml.root_name(stripped)):
+            # A markup document no format reads (RSS, an HTML page, an agency's own XML): refused by name,
+            # rather than stored as a "plain text" article whose headline is a tag.
+            what = "an HTML page" if root.lower() == "html" else f"XML with the root element <{root}>"
+            reason = f"is {what}: no input format reads it (see `ingest formats`)"
+            raise ParseError(file_name, reason, check=Check.FORMAT)
         for parser in self._parsers.values():
             if suffix in parser.extensions:
                 return parser

@@ -77,6 +77,10 @@ def embargo(value: str | None, name: str, field: str) -> datetime | None:
     back for a person to look at is the lesser harm."""
     if value is None or not value.strip():
         return None
+    if re.fullmatch(r"\s*\d{4}-?\d{2}-?\d{2}\s*", value):
+        # A day without a time: midnight UTC would lift it hours early for a desk east of Greenwich.
+        reason = f"field {field}: embargo {value.strip()!r} has no time of day (an embargo must say when it lifts)"
+        raise ParseError(name, printable(reason), field=field)
     try:
         return when(value)
     except ValueError as exc:

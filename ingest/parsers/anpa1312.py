@@ -56,26 +56,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Literal
 
-from ingest.errors import Check, ParseError
+from ingest.errors import InputError, ParseError
 from ingest.models import Association
 from ingest.parsers._values import unique
+from ingest.parsers._wire import KILL, EmbargoPhrases, Framing, Message, MessageText
 from ingest.parsers.base import BlockKind, Draft, RawBlock
 from ingest.reader import Decoded
 
 log = logging.getLogger("ingest.parsers")
 
-SOH, STX, ETX, EOT, SYN = "\x01", "\x02", "\x03", "\x04", "\x16"
-_NAMES = {
-    SOH: "SOH",
-    STX: "STX",
-    ETX: "ETX",
-    EOT: "EOT",
-    SYN: "SYN",
-    "\x11": "DC1",
-    "\x12": "DC2",
-    "\x13": "DC3",
-    "\x14": "DC4",
-}
+SYN = "\x16"
 #: The heading: SOH, a service-level letter, a 4-digit message number, US, the selector.
 _HEADING = re.compile(r"[A-Za-z]\d{4}\x1f")
 _SNIFF = re.compile(r"\x16*\x01[A-Za-z]\d{4}\x1f")
@@ -84,9 +74,15 @@ _CODES = re.compile(
     r"\s*(?P<priority>[A-Za-z]) (?P<category>[A-Za-z0-9]{1,2})[\x13\x14](?P<mode>[\x11\x12])(?P<rest>.*)"
 )
 _CODES_REST = re.compile(r"\s*(?P<keyword>\S+)(?:\s+(?P<take>.*?))?\s+\d\d-\d\d(?:\s+\d*)?\s*$")
-# Framing characters out of place: in the text (between STX and ETX), and in the heading (before STX).
-_STRAY = re.compile("[\x01\x02\x04\x11-\x14\x16]")
-_STRAY_HEADING = re.compile("[\x03\x04\x16]")
+_FRAMING = Framing(
+    heading="ANPA 1312 heading",
+    message="take",
+    filler=SYN + " \t\n\x0c",
+    not_a_heading="does not start with an ANPA 1312 heading (SYN SYN SOH, a letter and a 4-digit message number)",
+    # Framing characters out of place: in the heading (before STX), and in the text (between STX and ETX).
+    stray_heading=re.compile("[\x03\x04\x16]"),
+    stray_text=re.compile("[\x01\x02\x04\x11-\x14\x16]"),
+)
 # Table padding (RS, US, with the spaces between them) and the other codes a line of text may carry.
 _PADDING = re.compile(r" *[\x1e\x1f][\x1e\x1f ]*")
 _DROPPED = str.maketrans("", "", "\x08\x10\x0c")
@@ -109,32 +105,24 @@ _DESK_NOTE = re.compile(
 _EDITORS_NOTE = re.compile(r"^EDITOR'?S NOTE\b", re.IGNORECASE)
 _LEAD = re.compile(r"(\d+)\s*(?:st|nd|rd|th)\s*-?\s*(?:Ld|Lead)\b", re.IGNORECASE)
 _LATER_VERSION = re.compile(r"\d+\s*(?:st|nd|rd|th)\s*-?\s*(?:Ld|Lead)\b|Writethru|Correct|Refile|Sub\b", re.IGNORECASE)
-_KILL = re.compile(r"\b(?:kill(?:ed)?|withdrawn?|withdrawal)\b", re.IGNORECASE)
 _SENT = re.compile(r"(?P<m>\d\d)-(?P<d>\d\d)-(?P<y>\d\d) (?P<hh>\d\d)(?P<mm>\d\d) ?(?P<zone>GMT|UTC|[ECMP][SD]T)\b")
 
-# Embargo phrases: a trigger, then a definite time (ISO 8601; or clock, zone and date in either order).
-_HOLD = re.compile(
-    r"\b(?:HOLD FOR RELEASE|EMBARGOED|EMBARGO\s+(?:UNTIL|TILL|TO))\b(?:\s+(?:UNTIL|TILL|TO)\b)?[\s:,]*", re.I
-)
-_ISO = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:?\d\d)")
-_CLOCK = (
-    r"(?P<clock>\d{1,2}(?::\d\d)?\s*[ap]\.?\s?m\.?|\d{1,2}:\d\d|\d{4})\s*(?P<zone>GMT|UTC|BST|CEST|CET|[ECMP][SD]T)\b"
-)
-_DATE = (
-    r"(?:(?:mon|tues|wednes|thurs|fri|satur|sun)day,?\s+)?"
-    r"(?:(?P<month>[a-z]{3,9})\.?\s+(?P<day>\d{1,2})|(?P<day2>\d{1,2})\.?\s+(?P<month2>[a-z]{3,9})\.?)"
-    r"(?:,?\s+(?P<year>\d{4}))?"
-)
-_EMBARGO_TIMES = (
-    re.compile(_CLOCK + r"[\s,]*(?:on\s+)?" + _DATE, re.I),
-    re.compile(_DATE + r"[\s,]*(?:at\s+)?" + _CLOCK, re.I),
-)
+#: The time zones AP's embargo lines and sign-offs name, as hours from GMT; English month names.
+_HOURS = {"GMT": 0, "UTC": 0, "BST": 1, "CET": 1, "CEST": 2, "EST": -5, "EDT": -4, "CST": -6, "CDT": -5}
+_HOURS |= {"MST": -7, "MDT": -6, "PST": -8, "PDT": -7}
 _MONTHS = {
     **{m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun"), 1)},
     **{m: i for i, m in enumerate(("jul", "aug", "sep", "oct", "nov", "dec"), 7)},
 }
-_ZONES = {"GMT": 0, "UTC": 0, "BST": 1, "CET": 1, "CEST": 2, "EST": -5, "EDT": -4, "CST": -6, "CDT": -5}
-_ZONES |= {"MST": -7, "MDT": -6, "PST": -8, "PDT": -7}
+
+
+def _zone(zone: str) -> timezone:
+    """A zone as stated: its fixed offset under its own name ("EST"); GMT and UTC are UTC."""
+    hours = _HOURS[zone.upper()]
+    return UTC if hours == 0 else timezone(timedelta(hours=hours), zone.upper())
+
+
+_EMBARGO = EmbargoPhrases(_MONTHS, {zone: _zone(zone) for zone in _HOURS})
 
 
 class ANPA1312Parser:
@@ -146,24 +134,8 @@ class ANPA1312Parser:
     def sniff(self, text: str) -> bool:
         return _SNIFF.match(text) is not None
 
-    def parse(self, decoded: Decoded, name: str) -> Draft | list[Draft]:
-        chunks = _messages(decoded.text, name)
-        drafts = [
-            _draft(chunk, line, name, f"message {n} of {len(chunks)} " if len(chunks) > 1 else "")
-            for n, (line, chunk) in enumerate(chunks, 1)
-        ]
-        return drafts[0] if len(drafts) == 1 else drafts
-
-
-def _messages(text: str, name: str) -> list[tuple[int, str]]:
-    """The messages of a file, each from its SOH up to the next one, with the line it starts on; only SYN and
-    blanks may come first."""
-    starts = [found.start() for found in re.finditer(SOH, text)]
-    if not starts or text[: starts[0]].strip(SYN + " \t\n\x0c"):
-        reason = "does not start with an ANPA 1312 heading (SYN SYN SOH, a letter and a 4-digit message number)"
-        raise ParseError(name, reason, check=Check.FORMAT)
-    ends = [*starts[1:], len(text)]
-    return [(text.count("\n", 0, a) + 1, text[a:b]) for a, b in zip(starts, ends, strict=True)]
+    def parse(self, decoded: Decoded, name: str) -> Draft | list[Draft | InputError]:
+        return _FRAMING.read(decoded.text, name, lambda message: _draft(message, name))
 
 
 @dataclass
@@ -178,47 +150,32 @@ class _Unit:
     quad: str
 
 
-def _draft(chunk: str, line: int, name: str, what: str) -> Draft:
-    """One message starting on ``line`` of the file; ``what`` names it in reasons ("message 2 of 3 ")."""
-    stx = chunk.find(STX)
-    if stx < 0:
-        raise ParseError(name, what + "has no STX (start of text) after its ANPA 1312 heading: the take is cut off")
-    etx = chunk.find(ETX, stx)
-    if etx < 0:
-        raise ParseError(name, what + "has no ETX (end of text): the take is cut off")
-    heading, text = chunk[1:stx], chunk[stx + 1 : etx]
-    eot = chunk.find(EOT, etx)
-    after = chunk[etx + 1 : eot if eot >= 0 else len(chunk)]
-    if eot >= 0 and chunk[eot + 1 :].strip(SYN + " \t\n\x0c"):
-        raise ParseError(name, what + "has text after EOT (end of transmission) that does not start another message")
-    _no_stray(chunk[: stx + 1], _STRAY_HEADING, "before STX", line, name, what)
-    _no_stray(chunk[:etx], _STRAY, "inside its text", line, name, what, start=stx + 1)
-    lines = heading.split("\n")
+def _draft(message: Message, name: str) -> Draft:
+    """One message, its framing checked: the heading's codes and the sign-off's time, then the take's text."""
+    lines = message.heading.split("\n")
     if not _HEADING.match(lines[0]):
         raise ParseError(
-            name, what + "does not start with an ANPA 1312 heading (a letter and a 4-digit message number, US)"
+            name, message.what + "does not start with an ANPA 1312 heading (a letter and a 4-digit message number, US)"
         )
     codes = next((found for second in lines[1:] if (found := _CODES.match(second))), None)
     rest = _CODES_REST.match(codes["rest"]) if codes else None
-    take = _Take(tabular=codes is not None and codes["mode"] == "\x12", sent=_sent(after, name))
+    take = _Take(tabular=codes is not None and codes["mode"] == "\x12", sent=_sent(message.trailer, name))
     return take.read(
-        text,
+        message.text,
         priority=codes["priority"] if codes else None,
         keyword=rest["keyword"] if rest else None,
         take=(rest["take"] or None) if rest else None,
     )
 
 
-class _Take:
+class _Take(MessageText):
     """Reads the text of one take into a draft."""
 
     def __init__(self, *, tabular: bool, sent: datetime | None) -> None:
+        super().__init__(_EMBARGO, sent)
         self.tabular = tabular
-        self.sent = sent
-        self.notes: list[str] = []
         self.summaries: list[str] = []
         self.associations: list[Association] = []
-        self.embargoed: datetime | None = None
 
     def read(self, text: str, *, priority: str | None, keyword: str | None, take: str | None) -> Draft:
         units = self._units(text)
@@ -242,7 +199,7 @@ class _Take:
             tags=unique([slugline]),
             published_at=None if later else self.sent,
             updated_at=self.sent,
-            withdrawn=bool(take and _KILL.search(take)),
+            withdrawn=bool(take and KILL.search(take)),
             embargoed=self.embargoed,
             slugline=slugline,
             urgency=_PRIORITIES.get((priority or "").lower()),
@@ -293,7 +250,7 @@ class _Take:
                     i += 1
                 bylines.append(byline)
                 continue
-            if self._embargo_line(unit.text, lead):
+            if self.embargo_line(unit.text, lead):
                 continue
             if (media := _MEDIA.match(unit.text)) and (ids := _MEDIA_IDS.findall(media["ids"])):
                 kind: Literal["picture", "video"] = "video" if media["kind"] == "Video" else "picture"
@@ -313,24 +270,11 @@ class _Take:
     def _body(self, units: list[_Unit]) -> list[RawBlock]:
         blocks: list[RawBlock] = []
         for unit in units:
-            if _HOLD.match(unit.text.lstrip("( ")) and self._embargo_line(unit.text, blocks):
+            if self.embargo_paragraph(unit.text, blocks):
                 continue
             kind: BlockKind = "heading" if unit.kind == "head" and unit.quad == "=" else "paragraph"
             blocks.append(RawBlock(kind, unit.text))
         return blocks
-
-    def _embargo_line(self, text: str, body: list[RawBlock]) -> bool:
-        """An embargo line: a definite time becomes the embargo (the line a note); else the line goes to
-        ``body``, where nobody can miss it. False when the line is no embargo line."""
-        found, when = _embargo(text, self.sent)
-        if not found:
-            return False
-        if when is not None:
-            self.embargoed = self.embargoed or when
-            self.notes.append(text)
-        else:
-            body.append(RawBlock("paragraph", text))
-        return True
 
 
 def _clean(line: str) -> tuple[str, str]:
@@ -357,17 +301,6 @@ def _keyword(raw: str) -> tuple[str | None, str | None]:
     return parts[0] or None, take or None
 
 
-def _no_stray(
-    chunk: str, stray: re.Pattern[str], where_in: str, line: int, name: str, what: str, start: int = 1
-) -> None:
-    """Refuse a framing character out of place in ``chunk[start:]``, naming it and its line in the file."""
-    if (found := stray.search(chunk, start)) is not None:
-        at = line + chunk.count("\n", 0, found.start())
-        char = found.group()
-        reason = f"{what}has a stray {_NAMES[char]} (U+{ord(char):04X}) {where_in}, on line {at}: broken framing"
-        raise ParseError(name, reason)
-
-
 def _sent(after: str, name: str) -> datetime | None:
     """The time in the sign-off after ETX ("AP-WF-11-13-13 1509GMT"), in the zone it states."""
     found = _SENT.search(after)
@@ -386,50 +319,6 @@ def _sent(after: str, name: str) -> datetime | None:
     except ValueError as exc:
         log.warning("%s: sign-off time %r left out: %s", name, found.group(), exc)
         return None
-
-
-def _zone(zone: str) -> timezone:
-    hours = _ZONES[zone.upper()]
-    return UTC if hours == 0 else timezone(timedelta(hours=hours), zone.upper())
-
-
-def _embargo(line: str, sent: datetime | None) -> tuple[bool, datetime | None]:
-    """Whether ``line`` holds an embargo phrase, and its time when definite (None: it is not)."""
-    trigger = _HOLD.search(line)
-    if trigger is None:
-        return False, None
-    rest = line[trigger.end() :]
-    if (iso := _ISO.match(rest)) is not None:
-        try:
-            return True, datetime.fromisoformat(iso.group().replace(" ", "T"))
-        except ValueError:
-            return True, None
-    for pattern in _EMBARGO_TIMES:
-        if (found := pattern.match(rest)) is not None:
-            return True, _definite(found, sent)
-    return True, None
-
-
-def _definite(found: re.Match[str], sent: datetime | None) -> datetime | None:
-    month = _MONTHS.get((found["month"] or found["month2"] or "")[:3].lower())
-    clock = re.fullmatch(r"(\d{1,2}):?(\d\d)?\s*(?:([ap])\.?\s?m\.?)?", found["clock"].strip(), re.I)
-    if month is None or clock is None:
-        return None
-    hour, minute = int(clock[1]), int(clock[2] or 0)
-    if clock[3]:
-        if not 1 <= hour <= 12:
-            return None
-        hour = hour % 12 + (12 if clock[3].lower() == "p" else 0)
-    day = int(found["day"] or found["day2"])
-    years = [int(found["year"])] if found["year"] else ([sent.year, sent.year + 1] if sent else [])
-    for year in years:
-        try:
-            when = datetime(year, month, day, hour, minute, tzinfo=_zone(found["zone"]))
-        except ValueError:
-            return None
-        if found["year"] or sent is None or when >= sent - timedelta(days=2):
-            return when
-    return None
 
 
 PARSER = ANPA1312Parser()

@@ -35,13 +35,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ingest.errors import Check, ParseError
+from ingest.errors import Check, InputError, ParseError
 from ingest.models import Association
 from ingest.parsers import _nitf, _xml
 from ingest.parsers._json import load_json_object, sniff_json_object, string_field
 from ingest.parsers._markup import html_blocks
 from ingest.parsers._values import embargo, unique, version_hint, when_field
-from ingest.parsers.base import Draft, RawBlock
+from ingest.parsers.base import Draft, RawBlock, per_item
 from ingest.reader import Decoded
 
 #: Members AP Media API items carry and no ninjs version defines: with ``altids.itemid``, one of them makes a
@@ -68,7 +68,7 @@ class APMediaParser:
         data = sniff_json_object(text)
         return data is not None and (is_response(data) or is_ap_item(data))
 
-    def parse(self, decoded: Decoded, name: str) -> Draft | list[Draft]:
+    def parse(self, decoded: Decoded, name: str) -> Draft | list[Draft | InputError]:
         data = load_json_object(decoded.text, name)
         if not is_response(data):
             return _single(_Entry(data, data.get("nitf"), "", "nitf"), name)
@@ -120,7 +120,7 @@ def _single(entry: _Entry, name: str) -> Draft:
     return draft
 
 
-def _feed(inner: dict[str, Any], name: str) -> Draft | list[Draft]:
+def _feed(inner: dict[str, Any], name: str) -> Draft | list[Draft | InputError]:
     entries: list[_Entry] = []
     for i, wrapped in enumerate(_list(inner, "items", name, "data.")):
         path = f"data.items.{i}."
@@ -134,11 +134,15 @@ def _feed(inner: dict[str, Any], name: str) -> Draft | list[Draft]:
         raise ParseError(name, f"is an AP feed {what}, no text", check=Check.FORMAT)
     if len(texts) == 1:
         return _single(texts[0], name)
-    drafts = [_draft(entry, name) for entry in texts]
-    if all(not d.blocks and not d.withdrawn for d in drafts) and all(_remote(e, name) for e in texts):
+    drafts = per_item(texts, lambda entry: _draft(entry, name))
+    read = [d for d in drafts if isinstance(d, Draft)]
+    nothing_inline = read and len(read) == len(drafts) and all(not d.blocks and not d.withdrawn for d in read)
+    if nothing_inline and all(_remote(e, name) for e in texts):
         reason = f"holds {len(texts)} text items whose bodies are all remote (renditions), not fetched"
         raise ParseError(name, reason, field="body")
-    return [_with_remote_reason(d, e, name) for d, e in zip(drafts, texts, strict=True)]
+    return [
+        _with_remote_reason(d, e, name) if isinstance(d, Draft) else d for d, e in zip(drafts, texts, strict=True)
+    ]
 
 
 def _with_remote_reason(draft: Draft, entry: _Entry, name: str) -> Draft:

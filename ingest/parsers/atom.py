@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from ingest.errors import Check, ParseError
+from ingest.errors import Check, InputError, ParseError
 from ingest.parsers import _xml
 from ingest.parsers._markup import html_blocks
 from ingest.parsers._values import id_from_uri, text_blocks, unique, version_hint, when_field
-from ingest.parsers.base import Draft, RawBlock
+from ingest.parsers.base import Draft, RawBlock, per_item
 from ingest.reader import Decoded
 
 _ATOM = "http://www.w3.org/2005/Atom"
@@ -33,7 +33,7 @@ class AtomParser:
     def sniff(self, text: str) -> bool:
         return _xml.root_name(text) in ("feed", "entry") and _ATOM in text[:4096]
 
-    def parse(self, decoded: Decoded, name: str) -> Draft | list[Draft]:
+    def parse(self, decoded: Decoded, name: str) -> Draft | list[Draft | InputError]:
         root = _xml.parse(decoded.text, name)
         kind = _xml.local(root.tag)
         if kind == "entry":
@@ -43,8 +43,7 @@ class AtomParser:
         entries = _xml.children(root, "entry")
         if not entries:
             raise ParseError(name, "is an Atom feed without entries", check=Check.FORMAT)
-        drafts = [_entry(entry, name) for entry in entries]
-        return drafts[0] if len(drafts) == 1 else drafts
+        return _entry(entries[0], name) if len(entries) == 1 else per_item(entries, lambda e: _entry(e, name))
 
 
 def _entry(entry: ET.Element, name: str) -> Draft:

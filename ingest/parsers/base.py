@@ -8,13 +8,16 @@ and body rules, and accounts for every line. So golden tests can check a parser'
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, NamedTuple, Protocol
+from typing import Literal, NamedTuple, Protocol, TypeVar
 
+from ingest.errors import InputError
 from ingest.models import Association
 from ingest.reader import Decoded
 
+T = TypeVar("T")
 BlockKind = Literal["paragraph", "heading"]
 
 
@@ -137,7 +140,20 @@ class Parser(Protocol):
         """True when the text looks like this format."""
         ...
 
-    def parse(self, decoded: Decoded, name: str) -> Draft | list[Draft]:
+    def parse(self, decoded: Decoded, name: str) -> Draft | list[Draft | InputError]:
         """Read decoded text from the file ``name`` (used in messages): one ``Draft``, or, for an input
-        that holds several items (a message, an envelope, a feed), one draft per text item, in order."""
+        that holds several items (a message, an envelope, a feed), one draft per text item, in order,
+        where an item that cannot be read is its ``InputError`` (see ``per_item``) and the others stand."""
         ...
+
+
+def per_item(items: Iterable[T], read: Callable[[T], Draft]) -> list[Draft | InputError]:
+    """One draft per item of a message or feed; an item that cannot be read (a bad embargo, a wrong type)
+    is that item's refusal, not the whole file's: the other stories of the bundle are stored."""
+    out: list[Draft | InputError] = []
+    for item in items:
+        try:
+            out.append(read(item))
+        except InputError as exc:
+            out.append(exc)
+    return out

@@ -18,7 +18,7 @@ them, and they are how a small file expands into a huge one), and only up to ``M
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 import yaml
@@ -51,6 +51,13 @@ def _moment(value: object) -> datetime | None:
     return None if value is None else when(value)
 
 
+def _hold(value: object) -> datetime | None:
+    """An embargo must say when it lifts: a day without a time of day is refused, not read as midnight UTC."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        raise ValueError("has no time of day (an embargo must say when it lifts)")
+    return _moment(value)
+
+
 def _version(value: object) -> int | datetime | None:
     if value is None:
         return None
@@ -65,6 +72,7 @@ def _version(value: object) -> int | datetime | None:
 
 
 Moment = Annotated[datetime | None, BeforeValidator(_moment)]
+Hold = Annotated[datetime | None, BeforeValidator(_hold)]
 Version = Annotated[int | datetime | None, BeforeValidator(_version)]
 
 
@@ -84,7 +92,7 @@ class _FrontMatter(BaseModel):
     byline: str | None = None
     dates: _Dates = Field(default_factory=_Dates)
     # Top level, not under dates: it is an instruction to the CMS, not a fact about the story.
-    embargoed: Moment = None
+    embargoed: Hold = None
     section: str | None = None
     tags: list[str] = Field(default_factory=list)
     language: str | None = None

@@ -48,24 +48,30 @@ import logging
 import re
 from datetime import UTC, datetime, timedelta, timezone
 
-from ingest.errors import Check, ParseError
+from ingest.errors import InputError, ParseError
 from ingest.parsers._values import unique
+from ingest.parsers._wire import EOT, ETX, KILL, SOH, STX, EmbargoPhrases, Framing, Message, MessageText
 from ingest.parsers.base import Draft, Link, RawBlock
 from ingest.reader import Decoded
 
 log = logging.getLogger("ingest.parsers")
 
-SOH, STX, ETX, EOT, DEL = "\x01", "\x02", "\x03", "\x04", "\x7f"
-_NAMES = {SOH: "SOH", STX: "STX", ETX: "ETX", EOT: "EOT"}
+DEL = "\x7f"
 #: The heading: source letters and message number, priority, category, word count, then free routing text.
 _HEADING = re.compile(
     r"(?P<source>[A-Za-z]{1,8})(?P<number>\d{1,6}) (?P<priority>[0-9A-Za-z]) (?P<category>[A-Za-z]{1,3})"
     r" (?P<words>\d{1,6})\b(?P<rest>[^\n]*)"
 )
 _SNIFF = re.compile("\x01" + _HEADING.pattern)
-_STRAY_HEADING = re.compile("[\x03\x04]")
-_STRAY = re.compile("[\x01\x02\x04]")
-_FILLER = " \t\n\x0c" + DEL
+_FRAMING = Framing(
+    heading="IPTC 7901 heading",
+    message="message",
+    filler=" \t\n\x0c" + DEL,
+    not_a_heading="does not start with an IPTC 7901 heading (SOH, source and message number, priority, category)",
+    # Framing characters out of place: in the heading (before STX), and in the text (between STX and ETX).
+    stray_heading=re.compile("[\x03\x04]"),
+    stray_text=re.compile("[\x01\x02\x04]"),
+)
 _BY = re.compile(r"^By\s")
 _INITIALS = re.compile(r"^[a-z]{1,4}$")
 _NOTEBOOK = re.compile(r"^#\s+(?:\w+\s+)?notebook\s*$", re.IGNORECASE)
@@ -76,37 +82,22 @@ _LINK = re.compile(r"^\[(?P<title>[^\]]+)\]\((?P<url>[^)\s]+)\)$")
 _COPYRIGHT = re.compile(r"^(?:\(c\)|©|copyright\b)", re.IGNORECASE)
 _LEAD = re.compile(r"\b(\d+)\s*(?:st|nd|rd|th)\s+LEAD\b", re.IGNORECASE)
 _LATER_VERSION = re.compile(r"\b(?:\d+\s*(?:st|nd|rd|th)\s+LEAD|REFILE|CORRECT\w*|WRITETHRU)\b", re.IGNORECASE)
-_KILL = re.compile(r"\b(?:kill(?:ed)?|withdrawn?|withdrawal)\b", re.IGNORECASE)
 _SENT = re.compile(
     r"(?P<day>\d\d)(?P<hh>\d\d)(?P<mm>\d\d)\s+(?:(?P<zone>GMT|UTC)\s+)?(?P<month>[A-Za-zä]{3,9})\.?\s+(?P<year>\d\d)\b"
 )
 
-# Embargo phrases: a trigger, then a definite time (ISO 8601; or clock, zone and date in either order).
-_HOLD = re.compile(
-    r"\b(?:HOLD FOR RELEASE|EMBARGOED|EMBARGO\s+(?:UNTIL|TILL|TO))\b(?:\s+(?:UNTIL|TILL|TO)\b)?[\s:,]*", re.I
-)
-_ISO = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:?\d\d)")
-_CLOCK = (
-    r"(?P<clock>\d{1,2}(?::\d\d)?\s*[ap]\.?\s?m\.?|\d{1,2}:\d\d|\d{4})"
-    r"\s*(?P<zone>GMT|UTC|BST|CEST|CET|MESZ|MEZ|[ECMP][SD]T)\b"
-)
-_DATE = (
-    r"(?:(?:mon|tues|wednes|thurs|fri|satur|sun)day,?\s+)?"
-    r"(?:(?P<month>[a-zä]{3,9})\.?\s+(?P<day>\d{1,2})|(?P<day2>\d{1,2})\.?\s+(?P<month2>[a-zä]{3,9})\.?)"
-    r"(?:,?\s+(?P<year>\d{4}))?"
-)
-_EMBARGO_TIMES = (
-    re.compile(_CLOCK + r"[\s,]*(?:on\s+)?" + _DATE, re.I),
-    re.compile(_DATE + r"[\s,]*(?:at\s+)?" + _CLOCK, re.I),
-)
 # English and German month abbreviations (dpa's trailers use its own language: "Okt 15").
 _MONTHS = {
     **{m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun"), 1)},
     **{m: i for i, m in enumerate(("jul", "aug", "sep", "oct", "nov", "dec"), 7)},
     **{"mär": 3, "mrz": 3, "mai": 5, "okt": 10, "dez": 12},
 }
-_ZONES = {"GMT": 0, "UTC": 0, "BST": 1, "CET": 1, "MEZ": 1, "CEST": 2, "MESZ": 2, "EST": -5, "EDT": -4}
-_ZONES |= {"CST": -6, "CDT": -5, "MST": -7, "MDT": -6, "PST": -8, "PDT": -7}
+#: The time zones dpa's embargo lines name, as hours from GMT (German ones too: MEZ, MESZ).
+_HOURS = {"GMT": 0, "UTC": 0, "BST": 1, "CET": 1, "MEZ": 1, "CEST": 2, "MESZ": 2, "EST": -5, "EDT": -4}
+_HOURS |= {"CST": -6, "CDT": -5, "MST": -7, "MDT": -6, "PST": -8, "PDT": -7}
+_EMBARGO = EmbargoPhrases(
+    _MONTHS, {zone: UTC if hours == 0 else timezone(timedelta(hours=hours)) for zone, hours in _HOURS.items()}
+)
 
 
 class IPTC7901Parser:
@@ -118,66 +109,35 @@ class IPTC7901Parser:
     def sniff(self, text: str) -> bool:
         return _SNIFF.match(text) is not None
 
-    def parse(self, decoded: Decoded, name: str) -> Draft | list[Draft]:
-        chunks = _messages(decoded.text, name)
-        drafts = [
-            _draft(chunk, line, name, f"message {n} of {len(chunks)} " if len(chunks) > 1 else "")
-            for n, (line, chunk) in enumerate(chunks, 1)
-        ]
-        return drafts[0] if len(drafts) == 1 else drafts
+    def parse(self, decoded: Decoded, name: str) -> Draft | list[Draft | InputError]:
+        return _FRAMING.read(decoded.text, name, lambda message: _draft(message, name))
 
 
-def _messages(text: str, name: str) -> list[tuple[int, str]]:
-    """The messages of a file, each from its SOH up to the next one, with the line it starts on; only blanks
-    may come first."""
-    starts = [found.start() for found in re.finditer(SOH, text)]
-    if not starts or text[: starts[0]].strip(_FILLER):
-        reason = "does not start with an IPTC 7901 heading (SOH, source and message number, priority, category)"
-        raise ParseError(name, reason, check=Check.FORMAT)
-    ends = [*starts[1:], len(text)]
-    return [(text.count("\n", 0, a) + 1, text[a:b]) for a, b in zip(starts, ends, strict=True)]
-
-
-def _draft(chunk: str, line: int, name: str, what: str) -> Draft:
-    """One message starting on ``line`` of the file; ``what`` names it in reasons ("message 2 of 3 ")."""
-    stx = chunk.find(STX)
-    if stx < 0:
-        raise ParseError(name, what + "has no STX (start of text) after its IPTC 7901 heading: the message is cut off")
-    etx = chunk.find(ETX, stx)
-    if etx < 0:
-        raise ParseError(name, what + "has no ETX (end of text): the message is cut off")
-    heading, text = chunk[1:stx], chunk[stx + 1 : etx]
-    eot = chunk.find(EOT, etx)
-    after = chunk[etx + 1 : eot if eot >= 0 else len(chunk)]
-    if eot >= 0 and chunk[eot + 1 :].strip(_FILLER):
-        raise ParseError(name, what + "has text after EOT (end of transmission) that does not start another message")
-    _no_stray(chunk[: stx + 1], _STRAY_HEADING, "before STX", line, name, what)
-    _no_stray(chunk[:etx], _STRAY, "inside its text", line, name, what, start=stx + 1)
-    first, *keywords = heading.split("\n")
+def _draft(message: Message, name: str) -> Draft:
+    """One message, its framing checked: the heading's fields and the trailer's time, then the text."""
+    first, *keywords = message.heading.split("\n")
     found = _HEADING.match(first)
     if found is None:
         raise ParseError(
-            name, what + "does not start with an IPTC 7901 heading (source and message number, priority ...)"
+            name, message.what + "does not start with an IPTC 7901 heading (source and message number, priority ...)"
         )
     slugline = "/".join(k.strip().strip("/").strip() for k in keywords if k.strip().strip("/").strip()) or None
     agencies = {token.lower() for token in re.findall(r"[A-Za-z]+", found["rest"])}
-    return _Message(sent=_sent(after.replace(DEL, ""), name)).read(
-        text.replace(DEL, ""),
+    return _Message(sent=_sent(message.trailer.replace(DEL, ""), name)).read(
+        message.text.replace(DEL, ""),
         slugline=slugline,
         urgency=int(found["priority"]) if found["priority"] in "123456789" else None,
         agencies=agencies,
     )
 
 
-class _Message:
+class _Message(MessageText):
     """Reads the text of one message into a draft."""
 
     def __init__(self, *, sent: datetime | None) -> None:
-        self.sent = sent
-        self.notes: list[str] = []
+        super().__init__(_EMBARGO, sent)
         self.links: list[Link] = []
         self.copyright: str | None = None
-        self.embargoed: datetime | None = None
 
     def read(self, text: str, *, slugline: str | None, urgency: int | None, agencies: set[str]) -> Draft:
         lines = [line.strip() for line in text.split("\n")]
@@ -198,10 +158,10 @@ class _Message:
         self._notebook(lines[notebook + 1 :])
         body: list[RawBlock] = []
         for line in takes:
-            self._embargo_line(line, body)
+            self.embargo_line(line, body)
         for paragraph in ([rest] if rest else []) + paragraphs[1:]:
             text = " ".join(paragraph)
-            if not (_HOLD.match(text.lstrip("( ")) and self._embargo_line(text, body)):
+            if not self.embargo_paragraph(text, body):
                 body.append(RawBlock("paragraph", text))
         if sign_off:
             body.append(RawBlock("paragraph", sign_off))
@@ -215,7 +175,7 @@ class _Message:
             tags=unique([slugline]),
             published_at=None if later else self.sent,
             updated_at=self.sent,
-            withdrawn=bool(take and _KILL.search(take)),
+            withdrawn=bool(take and KILL.search(take)),
             embargoed=self.embargoed,
             slugline=slugline,
             urgency=urgency,
@@ -252,30 +212,6 @@ class _Message:
                 self.notes.append(f"{title}: {'; '.join(kept)}" if kept else title)
             elif kept:
                 self.notes.append("; ".join(kept))
-
-    def _embargo_line(self, text: str, body: list[RawBlock]) -> bool:
-        """An embargo line: a definite time becomes the embargo (the line a note); else the line goes to
-        ``body``, where nobody can miss it. False when the line is no embargo line."""
-        found, when = _embargo(text, self.sent)
-        if not found:
-            return False
-        if when is not None:
-            self.embargoed = self.embargoed or when
-            self.notes.append(text)
-        else:
-            body.append(RawBlock("paragraph", text))
-        return True
-
-
-def _no_stray(
-    chunk: str, stray: re.Pattern[str], where_in: str, line: int, name: str, what: str, start: int = 1
-) -> None:
-    """Refuse a framing character out of place in ``chunk[start:]``, naming it and its line in the file."""
-    if (found := stray.search(chunk, start)) is not None:
-        at = line + chunk.count("\n", 0, found.start())
-        char = found.group()
-        reason = f"{what}has a stray {_NAMES[char]} (U+{ord(char):04X}) {where_in}, on line {at}: broken framing"
-        raise ParseError(name, reason)
 
 
 def _sign_off(lines: list[str], agencies: set[str]) -> str | None:
@@ -345,46 +281,6 @@ def _sent(after: str, name: str) -> datetime | None:
     except ValueError as exc:
         log.warning("%s: trailer time %r left out: %s", name, found.group(), exc)
         return None
-
-
-def _embargo(line: str, sent: datetime | None) -> tuple[bool, datetime | None]:
-    """Whether ``line`` holds an embargo phrase, and its time when definite (None: it is not)."""
-    trigger = _HOLD.search(line)
-    if trigger is None:
-        return False, None
-    rest = line[trigger.end() :]
-    if (iso := _ISO.match(rest)) is not None:
-        try:
-            return True, datetime.fromisoformat(iso.group().replace(" ", "T"))
-        except ValueError:
-            return True, None
-    for pattern in _EMBARGO_TIMES:
-        if (found := pattern.match(rest)) is not None:
-            return True, _definite(found, sent)
-    return True, None
-
-
-def _definite(found: re.Match[str], sent: datetime | None) -> datetime | None:
-    month = _MONTHS.get((found["month"] or found["month2"] or "")[:3].lower())
-    clock = re.fullmatch(r"(\d{1,2}):?(\d\d)?\s*(?:([ap])\.?\s?m\.?)?", found["clock"].strip(), re.I)
-    if month is None or clock is None:
-        return None
-    hour, minute = int(clock[1]), int(clock[2] or 0)
-    if clock[3]:
-        if not 1 <= hour <= 12:
-            return None
-        hour = hour % 12 + (12 if clock[3].lower() == "p" else 0)
-    day = int(found["day"] or found["day2"])
-    zone = timezone(timedelta(hours=_ZONES[found["zone"].upper()]))
-    years = [int(found["year"])] if found["year"] else ([sent.year, sent.year + 1] if sent else [])
-    for year in years:
-        try:
-            when = datetime(year, month, day, hour, minute, tzinfo=UTC if zone.utcoffset(None) == timedelta() else zone)
-        except ValueError:
-            return None
-        if found["year"] or sent is None or when >= sent - timedelta(days=2):
-            return when
-    return None
 
 
 PARSER = IPTC7901Parser()

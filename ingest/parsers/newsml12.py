@@ -46,12 +46,12 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ingest.errors import Check, ParseError, printable
+from ingest.errors import Check, InputError, ParseError, printable
 from ingest.models import Association
 from ingest.parsers import _nitf, _xml
 from ingest.parsers._markup import html_blocks
 from ingest.parsers._values import collapse, embargo, text_blocks, unique, version_hint, when_field
-from ingest.parsers.base import Draft, RawBlock
+from ingest.parsers.base import Draft, RawBlock, per_item
 from ingest.reader import Decoded
 
 _ROOTS = frozenset(("NewsML", "NewsItem"))
@@ -86,7 +86,7 @@ class NewsML12Parser:
     def sniff(self, text: str) -> bool:
         return _xml.root_name(text) in _ROOTS
 
-    def parse(self, decoded: Decoded, name: str) -> Draft | list[Draft]:
+    def parse(self, decoded: Decoded, name: str) -> Draft | list[Draft | InputError]:
         root = _xml.parse(decoded.text, name)
         kind = _xml.local(root.tag)
         if kind not in _ROOTS:
@@ -105,8 +105,9 @@ class NewsML12Parser:
             what = f"of {kinds} items" if kinds else "with no content item"
             raise ParseError(name, f"is a NewsML 1.2 package {what}, no text", check=Check.FORMAT)
         several = len(stories) > 1
-        drafts = [_draft(story, name, several) for story in stories]
-        return drafts[0] if len(drafts) == 1 else drafts
+        if not several:
+            return _draft(stories[0], name, several)
+        return per_item(stories, lambda story: _draft(story, name, several))
 
 
 @dataclass

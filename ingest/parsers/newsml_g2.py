@@ -25,11 +25,11 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from ingest.errors import Check, ParseError
+from ingest.errors import Check, InputError, ParseError
 from ingest.parsers import _nitf, _xml
 from ingest.parsers._markup import html_blocks
 from ingest.parsers._values import collapse, embargo, id_from_uri, text_blocks, unique, version_hint, when_field
-from ingest.parsers.base import Draft, RawBlock
+from ingest.parsers.base import Draft, RawBlock, per_item
 from ingest.reader import Decoded
 
 _ITEMS = frozenset(("newsItem", "packageItem", "conceptItem", "knowledgeItem", "planningItem", "catalogItem"))
@@ -51,10 +51,10 @@ class NewsMLG2Parser:
         root = _xml.root_name(text)
         return root == "newsMessage" or root in _ITEMS
 
-    def parse(self, decoded: Decoded, name: str) -> Draft | list[Draft]:
+    def parse(self, decoded: Decoded, name: str) -> Draft | list[Draft | InputError]:
         root = _xml.parse(decoded.text, name)
         items = _news_items(root, name)
-        return _draft(items[0], name) if len(items) == 1 else [_draft(item, name) for item in items]
+        return _draft(items[0], name) if len(items) == 1 else per_item(items, lambda item: _draft(item, name))
 
 
 def _news_items(root: ET.Element, name: str) -> list[ET.Element]:

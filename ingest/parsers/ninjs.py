@@ -20,13 +20,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ingest.errors import Check, ParseError
+from ingest.errors import Check, InputError, ParseError
 from ingest.models import Association
 from ingest.parsers import _nitf, _xml
 from ingest.parsers._json import list_field, load_json_object, sniff_json_object, string_field
 from ingest.parsers._markup import html_blocks
 from ingest.parsers._values import embargo, id_from_uri, text_blocks, unique, version_hint, when_field
-from ingest.parsers.base import Draft, RawBlock
+from ingest.parsers.base import Draft, RawBlock, per_item
 from ingest.reader import Decoded
 
 #: Members only ninjs has; one of them at the top level makes a JSON object ninjs (``json`` claims only
@@ -63,7 +63,7 @@ class NinjsParser:
         data = sniff_json_object(text)
         return data is not None and is_ninjs(data) and not _is_ap_item(data)
 
-    def parse(self, decoded: Decoded, name: str) -> Draft | list[Draft]:
+    def parse(self, decoded: Decoded, name: str) -> Draft | list[Draft | InputError]:
         data = load_json_object(decoded.text, name)
         if not is_wrapper(data):
             _require_text(data, name)
@@ -74,7 +74,7 @@ class NinjsParser:
         if not texts:
             kinds = ", ".join(sorted({_item_type(item) or "untyped" for item in items})) or "no items"
             raise ParseError(name, f"is a ninjs response holding no text item ({kinds})", check=Check.FORMAT)
-        return [_draft(item, name) for item in texts]
+        return per_item(texts, lambda item: _draft(item, name))
 
 
 def _draft(data: dict[str, Any], name: str) -> Draft:
