@@ -146,7 +146,11 @@ class Committer:
         saves re-reading ``latest.json``, which only moves in step 4."""
         keys = Keys(self.prefix, item.id)
         latest = latest or self._read_latest(keys)
-        sha = item.content_sha256
+        content, sha = item.content, item.content_sha256
+        if item.source.headline_derived == "stored-version" and latest.doc is not None:
+            # A kill that names no story: it withdraws the stored one, under that story's headline.
+            content = content.model_copy(update={"headline": latest.doc.headline})
+            sha = content.sha256()
 
         def settle(prev: Document | None) -> Outcome | None:
             done = self._unchanged(item.path, keys, prev, sha, note)
@@ -155,7 +159,7 @@ class Committer:
             reason = stale_reason(prev, sha, item.source.input_version, item.content.withdrawn)
             if reason is not None:
                 return Outcome(item.path, "stale", item.id, prev.version, keys.version(prev.version), message=reason)
-            if item.id_from_name and not item.replace_unrelated and unrelated(prev.content(), item.content):
+            if item.id_from_name and not item.replace_unrelated and unrelated(prev.content(), content):
                 return Outcome.failed(item.path, _conflict(item, prev))
             return None
 
@@ -165,7 +169,7 @@ class Committer:
             return new_version(
                 prev,
                 article_id=item.id,
-                content=item.content,
+                content=content,
                 content_sha256=sha,
                 source=source,
                 now=self.clock(),

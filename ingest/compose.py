@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from ingest.errors import Check, InvalidDocument, describe_validation
-from ingest.models import Block, Content, InlineLink, RelatedLink
+from ingest.models import Block, Content, HeadlineDerived, InlineLink, RelatedLink
 from ingest.parsers.base import Draft, Link, RawBlock
 from ingest.split import Rules, Split, split
 
@@ -47,6 +47,8 @@ class Composed:
     content: Content
     #: The body opened by repeating the headline; that line was dropped (the one input line not kept).
     headline_repeated: bool
+    #: Where the headline came from when the input stated none.
+    headline_derived: HeadlineDerived | None = None
 
 
 def compose(draft: Draft, rules: Rules, name: str) -> Composed:
@@ -62,6 +64,7 @@ def _compose(draft: Draft, rules: Rules, name: str) -> Composed:
     _within_limit(draft, rules, name)
     byline = draft.byline
     inline_links: list[InlineLink] = []
+    derived: HeadlineDerived | None = None
     if draft.lines is not None and draft.headline is None:
         headline, repeated, leading, parts = _plain(draft.lines, draft.markdown, rules, name)
         _place_links(parts, draft.links)
@@ -78,7 +81,7 @@ def _compose(draft: Draft, rules: Rules, name: str) -> Composed:
             lines, repeated = _lines_without_repeat(draft.lines, draft.headline or "", draft.markdown)
             parts = split(lines, rules)
         _place_links(parts, draft.links)
-        headline = _stated_headline(draft, parts, name)
+        headline, derived = _stated_headline(draft, parts, name)
         _require_paragraph(parts, draft.withdrawn, draft.body_from, name)
     content = Content(
         headline=headline,
@@ -103,7 +106,7 @@ def _compose(draft: Draft, rules: Rules, name: str) -> Composed:
         module_headings=parts.module_headings,
         boilerplate=parts.boilerplate,
     )
-    return Composed(content=content, headline_repeated=repeated)
+    return Composed(content=content, headline_repeated=repeated, headline_derived=derived)
 
 
 # ---------------------------------------------------------------------------------------------- limits
@@ -194,8 +197,10 @@ def _blocks_without_repeat(blocks: Sequence[RawBlock], headline: str | None) -> 
     return blocks, False
 
 
-def _stated_headline(draft: Draft, parts: Split, name: str) -> str:
-    """The headline a format states, as one line; refused when too long, missing or empty."""
+def _stated_headline(draft: Draft, parts: Split, name: str) -> tuple[str, HeadlineDerived | None]:
+    """The headline a format states, as one line; refused when too long. A wire item that states none (an
+    AP news alert, a kill notice) takes the first sentence of its body, or, for a kill without a body, the
+    stored story's headline (filled in when committed); the document records which it was."""
     headline = _one_line(draft.headline or "")
     if len(headline) > MAX_HEADLINE:
         raise InvalidDocument(
@@ -204,13 +209,41 @@ def _stated_headline(draft: Draft, parts: Split, name: str) -> str:
             check=Check.HEADLINE,
             field="headline",
         )
-    if not headline:
-        if not parts.body:
-            reason = f"is empty: no headline ({draft.headline_from}) and no body ({draft.body_from})"
-        else:
-            reason = f"has no headline ({draft.headline_from} is missing or empty)"
-        raise InvalidDocument(name, reason, check=Check.HEADLINE, field="headline")
-    return headline
+    if headline:
+        return headline, None
+    if draft.lines is None:  # a structured item; plain text always has its first line
+        first = next((block.text for block in parts.body if block.type == "paragraph"), None)
+        if first is not None:
+            return _first_sentence(first), "first-sentence"
+        if draft.withdrawn:
+            return WITHDRAWN_HEADLINE, "stored-version"
+    if not parts.body:
+        reason = f"is empty: no headline ({draft.headline_from}) and no body ({draft.body_from})"
+    else:
+        reason = f"has no headline ({draft.headline_from} is missing or empty)"
+    raise InvalidDocument(name, reason, check=Check.HEADLINE, field="headline")
+
+
+#: The headline of a kill notice that names no story until the stored story's headline replaces it.
+WITHDRAWN_HEADLINE = "Withdrawn"
+#: Derived headlines are cut to this many characters (at a word).
+_DERIVED_CHARS = 160
+
+
+#: A sentence ends at . ! or ? before a capital, unless the word is an initialism or a title ("U.S.", "Gov.").
+_SENTENCE_END = re.compile(r"[.!?]['\"’”)]*\s+(?=[A-Z\"“‘'(])")
+_NOT_AN_END = re.compile(r"(?:\b(?:[A-Z]\.)+|\b(?:Mr|Mrs|Ms|Dr|St|Gen|Sen|Rep|Gov|Lt|Col|Sgt|Jr|Sr|No|Inc|Corp|Co)\.)$")
+#: A wire dateline before the first sentence: "HONOLULU (AP) — ", "Berlin (dpa) - ".
+_DATELINE = re.compile(r"^[A-Z][\w .,'-]{1,40}\s\([A-Za-z. -]{2,20}\)\s*[—–-]+\s*")
+
+
+def _first_sentence(paragraph: str) -> str:
+    text = _DATELINE.sub("", _one_line(paragraph), count=1) or _one_line(paragraph)
+    end = next((m for m in _SENTENCE_END.finditer(text) if not _NOT_AN_END.search(text[: m.start() + 1])), None)
+    sentence = text[: end.start() + 1] if end else text
+    if len(sentence) <= _DERIVED_CHARS:
+        return sentence
+    return sentence[:_DERIVED_CHARS].rsplit(" ", 1)[0] + "…"
 
 
 # ---------------------------------------------------------------------------------------------- body

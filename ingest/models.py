@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 SCHEMA_VERSION: Literal["1.0"] = "1.0"
 
 NonEmpty = Annotated[str, Field(min_length=1)]
+HeadlineDerived = Literal["first-sentence", "stored-version"]
 Action = Literal["created", "updated", "corrected", "rolled_back", "withdrawn"]
 
 
@@ -191,6 +192,11 @@ class SourceInfo(_Model):
         default=None,
         description="The version the input itself declares (front-matter `version`, a wire item's version or "
         "version timestamp); an incoming item older than the stored one is `stale`.",
+    )
+    headline_derived: HeadlineDerived | None = Field(
+        default=None,
+        description="Set when the input stated no headline (an AP news alert, a kill notice): `first-sentence` "
+        "of the body, or `stored-version` (a kill takes the headline of the story it withdraws).",
     )
     headline_repeated: bool = Field(
         default=False,

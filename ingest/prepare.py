@@ -178,6 +178,7 @@ class _Input:
                 line_endings=self.decoded.line_endings,
                 input_version=draft.version,
                 headline_repeated=composed.headline_repeated,
+                headline_derived=composed.headline_derived,
                 internal_notes=list(draft.internal_notes),
             )
         return Prepared(

@@ -317,3 +317,14 @@ def test_a_kill_is_final_until_a_newer_version_reinstates_the_story() -> None:
     assert again.outcome == "stale" and "v2 withdrew the story" in (again.message or "")
     (back,) = committer(store).commit([item(frontmatter(5, "Rose 3.5 per cent, the source says."), "x.md")])
     assert (back.outcome, back.version) == ("updated", 3)
+
+
+def test_a_kill_notice_without_a_headline_withdraws_the_story_under_its_stored_headline() -> None:
+    store = MemoryStore()
+    committer(store).commit([item(frontmatter(3, "Rose 3 per cent."), "x.md")])
+    kill = '{"uri": "wire-42", "version": 4, "pubstatus": "canceled"}'  # no headline, no body: only the kill
+    (killed,) = committer(store).commit([item(kill, "kill.json")])
+    assert (killed.outcome, killed.version) == ("withdrawn", 2)
+    latest = doc(store, Keys(PREFIX, "wire-42").latest)
+    assert (latest.headline, latest.withdrawn, latest.body) == ("Markets Close Higher", True, [])
+    assert latest.source.headline_derived == "stored-version"

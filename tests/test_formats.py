@@ -144,14 +144,8 @@ EXPECTED_FAILURES: dict[str, dict[str, str]] = {
         "newsml-g2/examples/LISTING_29_Hop_History.xml": "is empty",
         "newsml-g2/examples/facet-example.xml": "is empty",
         "newsml-g2/examples/facet-example-2.xml": "is empty",
-        "newsml-g2/examples/facet-example-3.xml": "no headline",
         # SportsML game data inline, no story text.
         "newsml-g2/examples/LISTING_21_A_complete_sample_SportsML-G2_document.xml": "application/sportsml+xml",
-        # STT fixtures testing items without a headline.
-        "superdesk-core/tests/io/fixtures/stt_newsml_abstract_test.xml": "no headline",
-        "superdesk-core/tests/io/fixtures/stt_newsml_location_test.xml": "no headline",
-        "superdesk-core/tests/io/fixtures/stt_newsml_subject_test.xml": "no headline",
-        "superdesk-core/tests/io/fixtures/stt_newsml_test_no_hl.xml": "no headline",
     },
 }
 IS_TEXT: dict[str, Callable[[Path], bool]] = {"ninjs": _ninjs_text, "nitf": _nitf_text, "newsml-g2": _g2_text}

@@ -238,7 +238,6 @@ def test_a_kill_notice_may_have_no_body_but_a_story_must() -> None:
         (Draft(lines=("Follow us on Twitter",)), "has no headline: every line is a link module or boilerplate"),
         (Draft(lines=("Headline",)), "has a headline but no body paragraph"),
         (Draft(headline_from="hl1", body_from="content"), "is empty: no headline (hl1) and no body (content)"),
-        (Draft(blocks=(RawBlock("paragraph", "P"),), headline_from="hl1"), "has no headline (hl1 is missing or empty)"),
     ],
 )
 def test_refusals_say_what_is_missing_and_where_the_format_looked(draft: Draft, words: str) -> None:
@@ -305,3 +304,12 @@ def _write_drafts() -> None:
 
 if __name__ == "__main__":
     _write_drafts()
+
+
+def test_a_structured_item_without_a_headline_takes_its_first_sentence_and_says_so() -> None:
+    draft = Draft(blocks=(RawBlock("paragraph", "Senate passes the budget. More to come."),), headline_from="hl1")
+    composed = compose(draft, RULES, "alert.xml")
+    assert (composed.content.headline, composed.headline_derived) == ("Senate passes the budget.", "first-sentence")
+    assert composed.content.body[0].text == "Senate passes the budget. More to come."  # derived, not taken
+    kill = compose(Draft(withdrawn=True), RULES, "kill.json")
+    assert (kill.content.headline, kill.headline_derived) == ("Withdrawn", "stored-version")
