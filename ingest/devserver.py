@@ -145,14 +145,15 @@ def start(state_dir: Path, *, timeout: float = 60.0) -> LocalS3:
     return server
 
 
-def stop(server: LocalS3) -> None:
-    """Stop ``server`` firmly: weed may ignore SIGTERM for a long time, so SIGKILL follows."""
-    for sig, grace in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 10.0)):
+def stop(server: LocalS3, *, grace: float = 3.0) -> None:
+    """Stop ``server`` firmly: weed may ignore SIGTERM for a long time, so SIGKILL follows after ``grace``
+    seconds (a test suite's throwaway server needs little)."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
         if not _is_running(server.pid, server.state_dir):
             break
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, sig)
-        deadline = time.monotonic() + grace
+        deadline = time.monotonic() + wait
         while _is_running(server.pid, server.state_dir) and time.monotonic() < deadline:
             time.sleep(0.1)
     if _is_running(server.pid, server.state_dir):

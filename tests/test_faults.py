@@ -26,7 +26,7 @@ from tests.faultproxy import FaultProxy, proxied_client
 
 pytestmark = pytest.mark.s3
 
-ARTICLES = 200
+ARTICLES = 150
 
 
 def proxied_store(proxy: FaultProxy, attempts: int = 12, max_seconds: float = 60) -> S3Store:
@@ -36,7 +36,7 @@ def proxied_store(proxy: FaultProxy, attempts: int = 12, max_seconds: float = 60
 def test_a_quarter_of_requests_faulted_still_lands_every_article_exactly_once(
     tmp_path: Path, settings: Settings, store: S3Store, caplog: pytest.LogCaptureFixture
 ) -> None:
-    proxy = FaultProxy(os.environ["AWS_ENDPOINT_URL"], rate=0.25, seed=7, slow_seconds=0.1)
+    proxy = FaultProxy(os.environ["AWS_ENDPOINT_URL"], rate=0.25, seed=7, slow_seconds=0.03)
     faulty = proxied_store(proxy)
     paths = []
     for n in range(ARTICLES):
@@ -125,7 +125,7 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(
     old = time.time() - 60
     for path in drop.iterdir():
         os.utime(path, (old, old))
-    env = {**cli_env, "INGEST_BATCH_SIZE": "20", "INGEST_LEASE_SECONDS": "0.5"}
+    env = {**cli_env, "INGEST_BATCH_SIZE": "20", "INGEST_LEASE_SECONDS": "0.3"}
     rng = random.Random(3)
     kills = 0
     for _ in range(4):
@@ -146,7 +146,7 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(
             os.killpg(proc.pid, signal.SIGKILL)
             kills += 1
         proc.wait()
-        time.sleep(0.6)  # a real process died holding real leases: let them expire (lease_seconds 0.5)
+        time.sleep(0.35)  # a real process died holding real leases: let them expire (lease_seconds 0.3)
     final = cli("run", "--source", str(drop), "--log-format", "json", env=env)
     assert final.returncode == 0, final.stderr[-2000:]
     assert kills == 4

@@ -75,7 +75,7 @@ def test_put_new_creates_once_and_never_overwrites(any_store: Store, prefix: str
 
 
 def test_racing_put_new_has_exactly_one_winner(any_store: Store, prefix: str) -> None:
-    key, n = f"{prefix}contended.json", 8
+    key, n = f"{prefix}contended.json", 5
     results: list[str | None] = [None] * n
     start = threading.Barrier(n)
 
@@ -124,7 +124,7 @@ def test_replace_of_a_key_that_is_gone_is_a_lost_condition(any_store: Store, pre
 
 
 def test_racing_replace_with_one_etag_has_exactly_one_winner(any_store: Store, prefix: str) -> None:
-    key, n = f"{prefix}latest.json", 8
+    key, n = f"{prefix}latest.json", 5
     etag = any_store.put_new(key, b"base")
     assert etag is not None
     results: list[str | None] = [None] * n
