@@ -451,3 +451,9 @@ def test_markup_no_format_reads_is_refused_by_name_not_stored_as_text(text: str,
     with pytest.raises(InputError, match="no input format reads it") as caught:
         prepared(text.encode(), "feed", RULES)
     assert words in str(caught.value)
+
+
+def test_escaped_typesetting_dashes_read_as_dashes() -> None:
+    path = need_shared(WIRE / "newsml-g2/superdesk-core/tests/io/fixtures/stt_newsml_endash.xml")
+    text = " ".join(block.text for block in prepared(path.read_bytes(), path.name, RULES).content.body)
+    assert "800–1" in text and "35–40 prosenttia" in text and "endash" not in text

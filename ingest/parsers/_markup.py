@@ -19,6 +19,7 @@ is the format's business (``_nitf`` for NITF), not this module's.
 
 from __future__ import annotations
 
+import re
 from html.parser import HTMLParser
 
 from ingest.errors import ParseError, printable
@@ -99,6 +100,10 @@ class BlockBuilder:
                 self._pre = max(0, self._pre - 1)
 
     def text(self, data: str) -> None:
+        if "dash>" in data:
+            # Typesetting tags some agencies escape into the text ("800&lt;endash&gt;-&lt;/endash&gt;1 000", as
+            # STT sends it): a reader sees the dash, not the tags.
+            data = _ESCAPED_DASH.sub(lambda m: "–" if m.group(1) == "en" else "—", data)
         if not self._skip and data:
             # Source newlines are wrapping, except inside <pre>; only <br> breaks a line elsewhere.
             self._parts.append(data if self._pre else data.replace("\n", " "))
@@ -137,6 +142,7 @@ class BlockBuilder:
             self.blocks.append(RawBlock("paragraph", clean, links))
 
 
+_ESCAPED_DASH = re.compile(r"<(en|em)dash>[^<]{0,3}</(?:en|em)dash>")
 #: Link marks inside a block being built (private-use characters no input text keeps: see ``_unmark``).
 _OPEN, _CLOSE = "\ue000", "\ue001"
 
