@@ -23,14 +23,18 @@ Refusals are ``InvalidDocument`` errors of one line naming the file.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC
+from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
 from ingest.errors import Check, InvalidDocument, describe_validation
 from ingest.models import Block, Content, HeadlineDerived, InlineLink, RelatedLink
+from ingest.parsers._values import assumed
 from ingest.parsers.base import Draft, Link, RawBlock
 from ingest.split import Rules, Split, split
 
@@ -49,12 +53,29 @@ class Composed:
     headline_repeated: bool
     #: Where the headline came from when the input stated none.
     headline_derived: HeadlineDerived | None = None
+    #: The zone read into times the input gave without an offset (None: every time had one).
+    assumed_timezone: str | None = None
 
 
-def compose(draft: Draft, rules: Rules, name: str) -> Composed:
-    """The document content of ``draft`` under ``rules``; ``InvalidDocument`` naming ``name`` when refused."""
+def _localized(draft: Draft, zone: ZoneInfo | None) -> tuple[Draft, str | None]:
+    """The draft with its offset-less times read in ``zone`` (UTC when None), and the zone's name."""
+    fields = ("published_at", "updated_at", "embargoed")
+    found = {field: getattr(draft, field) for field in fields if assumed(getattr(draft, field))}
+    if not found:
+        return draft, None
+    where = zone or UTC
+    changed = {field: moment.replace(tzinfo=where) for field, moment in found.items()}
+    return dataclasses.replace(draft, **changed), str(zone.key) if zone is not None else "UTC"
+
+
+def compose(draft: Draft, rules: Rules, name: str, zone: ZoneInfo | None = None) -> Composed:
+    """The document content of ``draft`` under ``rules``; ``InvalidDocument`` naming ``name`` when refused.
+
+    Times the input gave without an offset are read in ``zone`` (the source's ``timezone``), else in UTC,
+    and ``Composed.assumed_timezone`` says which."""
+    draft, assumed_zone = _localized(draft, zone)
     try:
-        return _compose(draft, rules, name)
+        return dataclasses.replace(_compose(draft, rules, name), assumed_timezone=assumed_zone)
     except ValidationError as exc:  # a value the document model refuses, translated once
         field, reason = describe_validation(exc)
         raise InvalidDocument(name, f"field {field}: {reason}", check=Check.VALIDATE, field=field) from exc

@@ -193,6 +193,11 @@ class SourceInfo(_Model):
         description="The version the input itself declares (front-matter `version`, a wire item's version or "
         "version timestamp); an incoming item older than the stored one is `stale`.",
     )
+    assumed_timezone: str | None = Field(
+        default=None,
+        description="The zone read into times the input gave without an offset: the source's `timezone` "
+        "setting, else `UTC`. Unset when every time carried its offset.",
+    )
     headline_derived: HeadlineDerived | None = Field(
         default=None,
         description="Set when the input stated no headline (an AP news alert, a kill notice): `first-sentence` "

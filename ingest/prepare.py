@@ -21,6 +21,7 @@ from datetime import datetime
 from functools import cached_property
 from pathlib import Path, PurePath
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
@@ -73,6 +74,7 @@ def prepare_items(
     id_from: Literal["input", "file"] = "input",
     id_prefix: str = "",
     id_conflict: Literal["refuse", "replace"] = "refuse",
+    timezone: str | None = None,
 ) -> list[Prepared | Outcome]:
     """Read, parse and compose one input: one ``Prepared`` per text item it holds, in order. Pure: the
     same arguments give the same content and hashes.
@@ -82,8 +84,9 @@ def prepare_items(
     item's own, else ``<file stem>-<n>``); an item that breaks a document rule is a ``failed`` outcome of
     its own, the others stand. ``format`` forces a parser (default: detected from the content); ids come
     from the input (``id_from="input"``) or the file name, with ``id_prefix`` before them; ``id_conflict``
-    says what becomes of a name-made id that holds an unrelated story already. A file that cannot be
-    read or parsed at all raises ``InputError``.
+    says what becomes of a name-made id that holds an unrelated story already; ``timezone`` (an IANA name)
+    is where times given without an offset are read (default UTC). A file that cannot be read or parsed
+    at all raises ``InputError``.
     """
     shown = display or file_name
     with _refusals(shown):
@@ -94,7 +97,8 @@ def prepare_items(
     drafts = parsed if isinstance(parsed, list) else [parsed]
     if not drafts:
         raise ParseError(shown, f"holds no text item ({parser.name})", check=Check.FORMAT)
-    read = _Input(data, file_name, decoded, parser.name, received_at, id_from, id_prefix, id_conflict)
+    zone = ZoneInfo(timezone) if timezone else None
+    read = _Input(data, file_name, decoded, parser.name, received_at, id_from, id_prefix, id_conflict, zone)
     if len(drafts) == 1:
         only = drafts[0]
         if isinstance(only, InputError):
@@ -154,11 +158,12 @@ class _Input:
     id_from: Literal["input", "file"]
     id_prefix: str
     id_conflict: Literal["refuse", "replace"]
+    zone: ZoneInfo | None
 
     def item(self, draft: Draft, rules: Rules, shown: str, n: int | None) -> Prepared:
         """The ``n``-th item of the input (None: the input is one item)."""
         with _refusals(shown):
-            composed = compose(draft, rules, shown)
+            composed = compose(draft, rules, shown, self.zone)
             declared = bool(draft.id) and self.id_from == "input"
             stem = PurePath(self.file_name).stem + (f"-{n}" if n is not None else "")
             if declared:
@@ -179,6 +184,7 @@ class _Input:
                 input_version=draft.version,
                 headline_repeated=composed.headline_repeated,
                 headline_derived=composed.headline_derived,
+                assumed_timezone=composed.assumed_timezone,
                 internal_notes=list(draft.internal_notes),
             )
         return Prepared(

@@ -204,6 +204,7 @@ class _Sweep:
                 id_from=conf.id_from,
                 id_prefix=conf.id_prefix,
                 id_conflict=conf.id_conflict,
+                timezone=conf.timezone,
             ),
         )
 

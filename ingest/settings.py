@@ -25,6 +25,7 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -80,6 +81,11 @@ class SourceSettings(BaseModel):
         "`file`: always the file name.",
     )
     id_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$", description="Put before every id.")
+    timezone: str | None = Field(
+        default=None,
+        description="IANA zone (e.g. Europe/Helsinki) in which this source's times without an offset are "
+        "read; default UTC. The document records the zone it assumed.",
+    )
     id_conflict: Literal["refuse", "replace"] = Field(
         default="refuse",
         description="A file whose id comes from its name and whose story shares no headline or paragraph with "
@@ -104,6 +110,17 @@ class SourceSettings(BaseModel):
         "marker is never input and moves along with its file.",
     )
     modules: ModuleSettings | None = Field(default=None, description="Module rules for this source only.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                example = "e.g. Europe/Helsinki, America/New_York"
+                raise ValueError(f"{value!r} is not an IANA time zone ({example})") from None
+        return value
 
     @property
     def is_s3(self) -> bool:

@@ -457,3 +457,36 @@ def test_escaped_typesetting_dashes_read_as_dashes() -> None:
     path = need_shared(WIRE / "newsml-g2/superdesk-core/tests/io/fixtures/stt_newsml_endash.xml")
     text = " ".join(block.text for block in prepared(path.read_bytes(), path.name, RULES).content.body)
     assert "800–1" in text and "35–40 prosenttia" in text and "endash" not in text
+
+
+def test_times_without_an_offset_are_read_in_the_sources_zone_and_the_document_says_which() -> None:
+    from ingest.prepare import prepare_items
+
+    item = (
+        b'<newsItem xmlns="http://iptc.org/std/nar/2006-10-01/" guid="urn:stt:2"><itemMeta>'
+        b'<itemClass qcode="ninat:text"/><versionCreated>2018-04-02T09:00:00+03:00</versionCreated></itemMeta>'
+        b"<contentMeta><contentCreated>2018-04-01T04:00:44</contentCreated><headline>Arkisto</headline></contentMeta>"
+        b'<contentSet><inlineXML contenttype="application/xhtml+xml"><html xmlns="http://www.w3.org/1999/xhtml">'
+        b"<body><p>Teksti.</p></body></html></inlineXML></contentSet></newsItem>"
+    )
+    (helsinki,) = prepare_items(item, "a.xml", RULES, received_at=RECEIVED, timezone="Europe/Helsinki")
+    assert isinstance(helsinki, Prepared)
+    assert helsinki.content.published_at is not None
+    assert helsinki.content.published_at.isoformat() == "2018-04-01T04:00:44+03:00"  # EEST that day
+    assert helsinki.content.updated_at is not None and helsinki.content.updated_at.utcoffset().total_seconds() == 10800
+    assert helsinki.source.assumed_timezone == "Europe/Helsinki"
+    (utc,) = prepare_items(item, "a.xml", RULES, received_at=RECEIVED)
+    assert isinstance(utc, Prepared) and utc.source.assumed_timezone == "UTC"
+    assert utc.content.published_at is not None and utc.content.published_at.isoformat() == "2018-04-01T04:00:44+00:00"
+    every_time_zoned = prepared(item.replace(b"04:00:44<", b"04:00:44Z<"), "b.xml", RULES)
+    assert every_time_zoned.source.assumed_timezone is None
+
+
+def test_a_source_timezone_must_be_a_real_zone(tmp_path: Path) -> None:
+    from ingest.errors import ConfigError
+    from ingest.settings import load_settings
+
+    config = tmp_path / "ingest.yaml"
+    config.write_text("sources:\n  - {name: stt, location: /in, timezone: Finland/Helsinki}\n")
+    with pytest.raises(ConfigError, match=r"sources\.0\.timezone \(from .*\): 'Finland/Helsinki' is not an IANA"):
+        load_settings(config=config, env={})

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from ingest.errors import ParseError, printable
 from ingest.parsers.base import RawBlock
@@ -36,11 +36,36 @@ def text_blocks(text: str) -> list[RawBlock]:
     return blocks
 
 
-def when(value: object) -> datetime:
-    """An ISO 8601 date-time (extended or basic form, or a date), aware; a time without offset is UTC.
+class _AssumedUTC(tzinfo):
+    """UTC, assumed for a time the input gave without an offset: it compares and sorts as UTC, and marks
+    the time so ``compose`` can read it in the source's own zone instead (the ``timezone`` setting)."""
 
-    Reading a bare time as UTC is a guess, but the document schema promises RFC 3339 date-times, which
-    always carry an offset; a time with an offset keeps it.
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        return timedelta(0)
+
+    def dst(self, dt: datetime | None) -> timedelta:
+        return timedelta(0)
+
+    def tzname(self, dt: datetime | None) -> str:
+        return "UTC"
+
+    def __repr__(self) -> str:
+        return "ASSUMED_UTC"
+
+
+ASSUMED_UTC = _AssumedUTC()
+
+
+def assumed(moment: datetime | None) -> bool:
+    """Whether ``moment`` came without an offset (and UTC was assumed for it)."""
+    return moment is not None and moment.tzinfo is ASSUMED_UTC
+
+
+def when(value: object) -> datetime:
+    """An ISO 8601 date-time (extended or basic form, or a date), aware; a time with an offset keeps it.
+
+    A time without an offset is marked ``ASSUMED_UTC``: it is read as UTC unless the source names its zone
+    (``compose`` then reads it there), and the document says which zone was assumed.
     """
     if isinstance(value, datetime):
         found = value
@@ -53,7 +78,7 @@ def when(value: object) -> datetime:
             raise ValueError(f"not an ISO 8601 date-time: {value.strip()[:40]!r}") from None
     else:
         raise ValueError(f"must be an ISO 8601 date-time, not {type(value).__name__}")
-    return found if found.tzinfo is not None else found.replace(tzinfo=UTC)
+    return found if found.tzinfo is not None else found.replace(tzinfo=ASSUMED_UTC)
 
 
 def when_field(value: str | None, name: str, field: str) -> datetime | None:
