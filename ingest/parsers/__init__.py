@@ -27,6 +27,7 @@ from ingest.parsers import (
     newsml_g2,
     ninjs,
     nitf,
+    ritzau,
     text,
 )
 from ingest.parsers.base import Draft, Parser
@@ -92,6 +93,7 @@ _BUILTIN: tuple[Parser, ...] = (
     newsml12.PARSER,
     apmedia.PARSER,
     atom.PARSER,
+    ritzau.PARSER,
 )
 
 registry = Registry()
