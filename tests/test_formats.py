@@ -490,3 +490,9 @@ def test_a_source_timezone_must_be_a_real_zone(tmp_path: Path) -> None:
     config.write_text("sources:\n  - {name: stt, location: /in, timezone: Finland/Helsinki}\n")
     with pytest.raises(ConfigError, match=r"sources\.0\.timezone \(from .*\): 'Finland/Helsinki' is not an IANA"):
         load_settings(config=config, env={})
+
+
+def test_fields_laid_out_apart_in_spans_are_not_glued_into_one_word() -> None:
+    path = need_shared(WIRE / "ninjs/newsinjson/examples/2.1/tt_text_image_2.json")
+    texts = [block.text for block in prepared(path.read_bytes(), path.name, RULES).content.body]
+    assert "Försvar TT" in texts and not any("FörsvarTT" in text for text in texts)

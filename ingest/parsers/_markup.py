@@ -58,8 +58,14 @@ class BlockBuilder:
         self._heading = 0
         self._line_has_text = False  # whether the current line has text yet (cells are joined after it)
         self._hrefs: list[str | None] = []  # the targets of the links opened in the current block, in order
+        self._span_closed = False  # the last event closed a span (a span opening right after is a new field)
 
     def start(self, tag: str, href: str | None = None) -> None:
+        if tag == "span" and self._span_closed and self._parts and not self._parts[-1][-1:].isspace():
+            # Two spans side by side are two fields laid out apart (TT's <span>Försvar</span><span>TT</span>
+            # is "Försvar TT" on the page), not one word.
+            self._parts.append(" ")
+        self._span_closed = False
         if tag == "a" and not self._skip:
             # A link is marked in the text as it is built and measured when the block is done.
             self._hrefs.append(href)
@@ -84,6 +90,7 @@ class BlockBuilder:
                 self._pre += 1
 
     def end(self, tag: str) -> None:
+        self._span_closed = tag == "span"
         if tag == "a" and not self._skip:
             self._parts.append(_CLOSE)
             return
@@ -100,6 +107,7 @@ class BlockBuilder:
                 self._pre = max(0, self._pre - 1)
 
     def text(self, data: str) -> None:
+        self._span_closed = self._span_closed and not data
         if "dash>" in data:
             # Typesetting tags some agencies escape into the text ("800&lt;endash&gt;-&lt;/endash&gt;1 000", as
             # STT sends it): a reader sees the dash, not the tags.
