@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from ingest.compose import MAX_HEADLINE, compose
 from ingest.errors import ConfigError, InvalidDocument
-from ingest.models import Content
+from ingest.models import Association, Content
 from ingest.parsers import Registry, registry
 from ingest.parsers.base import Draft, Link, RawBlock
 from ingest.reader import decode
@@ -61,6 +61,8 @@ def as_json(draft: Draft) -> dict[str, object]:
             return dataclasses.asdict(value)
         if isinstance(value, datetime):
             return value.isoformat()
+        if isinstance(value, Association):
+            return value.model_dump(mode="json")
         if isinstance(value, tuple):
             return [plain(item) for item in value]
         return value

@@ -22,10 +22,12 @@ XHTML notepad has a ``np-nonpublic`` section with the same contacts).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import xml.etree.ElementTree as ET
 
 from ingest.errors import Check, InputError, ParseError
+from ingest.models import Association
 from ingest.parsers import _nitf, _xml
 from ingest.parsers._markup import html_blocks
 from ingest.parsers._values import collapse, embargo, id_from_uri, text_blocks, unique, version_hint, when_field
@@ -54,7 +56,13 @@ class NewsMLG2Parser:
     def parse(self, decoded: Decoded, name: str) -> Draft | list[Draft | InputError]:
         root = _xml.parse(decoded.text, name)
         items = _news_items(root, name)
-        return _draft(items[0], name) if len(items) == 1 else per_item(items, lambda item: _draft(item, name))
+        media = tuple(_media(root))  # pictures, video, graphics sent beside the stories of a message
+
+        def read(item: ET.Element) -> Draft:
+            draft = _draft(item, name)
+            return dataclasses.replace(draft, associations=draft.associations + media) if media else draft
+
+        return read(items[0]) if len(items) == 1 else per_item(items, read)
 
 
 def _news_items(root: ET.Element, name: str) -> list[ET.Element]:
@@ -71,6 +79,32 @@ def _news_items(root: ET.Element, name: str) -> list[ET.Element]:
         classes = ", ".join(unique(_item_class(item) for item in items)) or "none"
         raise ParseError(name, f"newsMessage holds no text newsItem (item classes: {classes})", check=Check.FORMAT)
     return texts
+
+
+_MEDIA_KINDS = {"picture": "picture", "photo": "picture", "video": "video", "graphic": "graphic", "audio": "audio"}
+
+
+def _media(root: ET.Element) -> list[Association]:
+    """The media newsItems of a newsMessage, as references the message's stories carry (never the media)."""
+    if _xml.local(root.tag) != "newsMessage":
+        return []
+    found = []
+    for item in _xml.descendants(root, "newsItem"):
+        kind = _MEDIA_KINDS.get((_item_class(item) or "").rsplit(":", 1)[-1].lower())
+        if kind is None:
+            continue
+        about = _xml.child(item, "contentMeta")
+        caption = _xml.text_of(_xml.child(about, "description"), " ") or _xml.text_of(_xml.child(about, "headline"))
+        found.append(
+            Association(
+                kind=kind,  # type: ignore[arg-type]  # one of the literals, by _MEDIA_KINDS
+                uri=_xml.attr(item, "guid"),
+                caption=caption,
+                credit=_xml.text_of(_xml.child(about, "creditline")) or _xml.text_of(_xml.child(about, "by")),
+                role="in the same message",
+            )
+        )
+    return found
 
 
 def _item_class(item: ET.Element) -> str | None:
