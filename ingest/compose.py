@@ -94,8 +94,7 @@ def _compose(draft: Draft, rules: Rules, name: str) -> Composed:
     else:
         if draft.lines is None:
             blocks, repeated = _blocks_without_repeat(draft.blocks, draft.headline)
-            if byline is None:
-                blocks, byline = _byline_in_body(blocks)
+            blocks, byline = _byline_in_body(blocks, byline)
             parts = _split_blocks(blocks, rules)
             inline_links = _inline_links(parts.body, blocks)
         else:
@@ -198,16 +197,21 @@ _BYLINE = re.compile(
 _BYLINE_BLOCKS = 3
 
 
-def _byline_in_body(blocks: Sequence[RawBlock]) -> tuple[Sequence[RawBlock], str | None]:
-    """A wire body that opens with its credit ("By Joseph Ax", as Reuters and Scoop send it), when the
-    format gave no byline: the credit becomes the byline instead of a body paragraph."""
+def _byline_in_body(blocks: Sequence[RawBlock], byline: str | None) -> tuple[Sequence[RawBlock], str | None]:
+    """A wire body that opens with its credit ("By Joseph Ax", as Reuters and Scoop send it): when the
+    format gave no byline, the credit becomes the byline; when it gave the same one, the credit is not
+    repeated as a body paragraph. Either way the line is kept once, in ``byline``."""
     for i, block in enumerate(blocks[:_BYLINE_BLOCKS]):
-        if block.kind == "paragraph" and "\n" not in block.text and _BYLINE.match(block.text.strip()):
+        line = block.text.strip()
+        if block.kind != "paragraph" or "\n" in line:
+            continue
+        same = byline is not None and _one_line(line).lower() in {byline.lower(), f"by {byline}".lower()}
+        if (byline is None and _BYLINE.match(line)) or same:
             rest = [*blocks[:i], *blocks[i + 1 :]]
             if any(b.kind == "paragraph" for b in rest):  # a credit alone is all the story there is
-                return rest, block.text.strip()
+                return rest, byline or line
             break
-    return blocks, None
+    return blocks, byline
 
 
 def _blocks_without_repeat(blocks: Sequence[RawBlock], headline: str | None) -> tuple[Sequence[RawBlock], bool]:
