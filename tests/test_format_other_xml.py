@@ -39,3 +39,19 @@ def test_every_expected_file_belongs_to_a_corpus_file_and_the_counts_hold() -> N
 
 if __name__ == "__main__":
     CORPUS_FILES.write(refused=REFUSED)
+
+
+AGENCY_OTHER = CORPUS / "wire" / "agency-json" / "other" / "superdesk-cp/server/tests/ingest/parser/fixtures"
+
+
+@pytest.mark.corpus
+def test_the_other_agency_json_gives_a_transcript_and_refuses_an_events_list_by_name() -> None:
+    from tests.conftest import need_shared
+    from tests.formats_corpus import one_line_refusal
+
+    transcript = need_shared(AGENCY_OTHER / "cp_transcripts/cp_transcripts.json")
+    (doc,) = documents(transcript.read_bytes(), transcript.name)
+    assert doc["format"] == "ninjs" and doc["content"]["headline"]  # type: ignore[index]
+    events = need_shared(AGENCY_OTHER / "cp_onclusive/cp_onclusive.json")
+    reason = one_line_refusal(events.read_bytes(), events.name).reason
+    assert reason.startswith("is an array of") and "not an article" in reason
