@@ -237,7 +237,7 @@ HOSTILE: dict[str, tuple[str, str]] = {
     "body-not-list.json": ('{"headline": "H", "body": "A paragraph."}', "field body: Input should be a valid list"),
     "unknown.json": ('{"headline": "H", "body": ["P."], "summary": "x"}', "field summary: is not a known key"),
     "bad-version.json": ('{"headline": "H", "body": ["P."], "version": "v2"}', "field version: must be an integer"),
-    "array.json": ('[{"headline": "H"}]', "is an array of 1 records, not an article: JSON input must be an object"),
+    "array.json": ('[{"headline": "H"}]', "is an array of 1 record, not an article: JSON input must be an object"),
     "ninjs-types.json": ('{"uri": "u", "headline": 5, "body_text": "B."}', "field headline: must be a string"),
     "ninjs-bodies.json": ('{"uri": "u", "headline": "H", "bodies": "B."}', "field bodies: must be an array"),
     "ninjs-value.json": ('{"uri": "u", "headline": "H", "bodies": [{"value": 5}]}', "field bodies.0.value: must be"),

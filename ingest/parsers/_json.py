@@ -33,7 +33,8 @@ def load_json_object(text: str, name: str) -> dict[str, Any]:
     except ValueError as exc:  # e.g. an integer literal too long to convert
         raise ParseError(name, f"not well-formed JSON: {exc}") from None
     if not isinstance(value, dict):
-        what = f"is {_json_type(value)}" + (f" of {len(value)} records" if isinstance(value, list) else "")
+        count = f" of {len(value)} record{'s' if len(value) != 1 else ''}" if isinstance(value, list) else ""
+        what = f"is {_json_type(value)}{count}"
         raise ParseError(name, f"{what}, not an article: JSON input must be an object (one article, or a response)")
     return value
 
