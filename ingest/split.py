@@ -58,15 +58,60 @@ class Rules:
     #: A document with more non-blank lines than this is refused: bounded time and memory.
     max_lines: int = 20_000
 
+    #: The rules anchored with ``^``, as one pattern matched at the start of the line: most lines are story
+    #: text that no rule matches, and one match (plus a search per unanchored rule) says so where trying
+    #: each rule in turn costs one search per rule (the splitter's hot path).
+    _anchored: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    #: The rules that may match anywhere in a line: tried one by one.
+    _loose: tuple[Rule, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        anchored = [rule.pattern for rule in self.rules if _is_anchored(rule.pattern.pattern)]
+        object.__setattr__(self, "_anchored", re.compile("|".join(map(_alternative, anchored)) or r"(?!)"))
+        object.__setattr__(self, "_loose", tuple(r for r in self.rules if not _is_anchored(r.pattern.pattern)))
+
     def classify(self, line: str) -> tuple[Rule, re.Match[str]] | None:
         if len(line) > self.line_max_chars:
             return None
         bare = line.strip().lstrip(_DECORATION)
+        if self._anchored.match(bare) is None and not any(rule.match(bare) for rule in self._loose):
+            return None  # no rule can match: story text
         for rule in self.rules:
             found = rule.match(bare)
             if found is not None:
                 return rule, found
         return None
+
+
+def _is_anchored(source: str) -> bool:
+    """Whether a pattern only ever matches at the start: it opens with ``^`` and has no ``|`` outside
+    groups (which could start a branch matching anywhere)."""
+    if not source.startswith("^"):
+        return False
+    depth, escaped, in_class = 0, False, False
+    for char in source:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "|" and depth == 0:
+            return False
+    return True
+
+
+def _alternative(pattern: re.Pattern[str]) -> str:
+    """One rule's pattern as a branch of the combined one: its group names dropped (names may repeat
+    across rules), its case-insensitivity kept to the branch."""
+    source = re.sub(r"\(\?P<[A-Za-z_]\w*>", "(?:", pattern.pattern)
+    return f"(?i:{source})" if pattern.flags & re.IGNORECASE else f"(?:{source})"
 
 
 @dataclass

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from ingest.errors import InputError, InvalidDocument
 from ingest.models import Content
-from ingest.split import paragraphs, split
+from ingest.split import Rules, paragraphs, split
 from tests.conftest import EXAMPLES, RULES, SEED, need_shared, prepared
 
 
@@ -242,3 +242,24 @@ def test_a_teaser_label_takes_any_title_after_it(line: str, title: str, media: s
     assert out.body == []
     label = " ".join(line.split()[:2])
     assert [(link.label, link.title, link.media) for link in out.related_links] == [(label, title, media)]
+
+
+def _one_by_one(rules: Rules, line: str) -> str | None:
+    """What ``Rules.classify`` must answer: the first rule that matches, tried in order (no shortcut)."""
+    if len(line) > rules.line_max_chars:
+        return None
+    bare = line.strip().lstrip(" \t>»—–-*•|")
+    return next((rule.name for rule in rules.rules if rule.match(bare)), None)
+
+
+_TEASERS = st.sampled_from(
+    ["READ MORE ", "Read more: ", "Related: ", "Follow us on ", "Sign up for our newsletter", "hh/ph", "END", "", "x"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_TEASERS, st.text(max_size=60))
+def test_property_the_combined_shortcut_never_changes_a_verdict(label: str, rest: str) -> None:
+    line = label + rest
+    found = RULES.classify(line)
+    assert (found[0].name if found else None) == _one_by_one(RULES, line)

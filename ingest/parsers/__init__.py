@@ -65,8 +65,7 @@ class Registry:
                 return parser
         if sniffed:
             return sniffed[0]
-        stripped = text.strip()
-        if stripped.startswith("<") and stripped.endswith(">") and (root := _xml.root_name(stripped)):
+        if (root := _xml.root_name(text)) and text.rstrip().endswith(">"):
             # A markup document no format reads (RSS, an HTML page, an agency's own XML): refused by name,
             # rather than stored as a "plain text" article whose headline is a tag.
             what = "an HTML page" if root.lower() == "html" else f"XML with the root element <{root}>"

@@ -13,6 +13,7 @@ namespaced when embedded in another document and often not when it stands alone)
 
 from __future__ import annotations
 
+import functools
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -34,8 +35,10 @@ class _Refused(ValueError):
     """Raised from inside expat when the document declares a DTD internal subset or entities."""
 
 
+@functools.lru_cache(maxsize=1)
 def root_name(text: str) -> str | None:
-    """The local name of the root element, read from the start of the text without parsing it (sniffing)."""
+    """The local name of the root element, read from the start of the text without parsing it (sniffing).
+    Cached: every XML format's sniffer asks about the same text."""
     found = _ROOT.match(text[:65536])
     return found.group(1) if found else None
 
