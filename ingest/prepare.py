@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path, PurePath
-from typing import Literal
+from typing import Literal, TypedDict, Unpack
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
@@ -115,6 +115,16 @@ def prepare_items(
     return items
 
 
+class ReadOptions(TypedDict, total=False):
+    """How a source reads its files (``prepare_items``' keyword options, passed through ``prepare``)."""
+
+    format: str | None
+    id_from: Literal["input", "file"]
+    id_prefix: str
+    id_conflict: Literal["refuse", "replace"]
+    timezone: str | None
+
+
 def prepare(
     data: bytes,
     file_name: str,
@@ -122,25 +132,12 @@ def prepare(
     *,
     received_at: datetime,
     display: str | None = None,
-    format: str | None = None,
-    id_from: Literal["input", "file"] = "input",
-    id_prefix: str = "",
-    id_conflict: Literal["refuse", "replace"] = "refuse",
+    **options: Unpack[ReadOptions],
 ) -> Prepared:
     """``prepare_items`` for an input that must hold exactly one item (an input with several is refused,
     naming how many)."""
     shown = display or file_name
-    items = prepare_items(
-        data,
-        file_name,
-        rules,
-        received_at=received_at,
-        display=shown,
-        format=format,
-        id_from=id_from,
-        id_prefix=id_prefix,
-        id_conflict=id_conflict,
-    )
+    items = prepare_items(data, file_name, rules, received_at=received_at, display=shown, **options)
     if len(items) != 1 or not isinstance(items[0], Prepared):
         raise ParseError(shown, f"holds {len(items)} items, not one article", check=Check.FORMAT)
     return items[0]
