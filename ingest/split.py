@@ -66,9 +66,13 @@ class Rules:
     _loose: tuple[Rule, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        anchored = [rule.pattern for rule in self.rules if _is_anchored(rule.pattern.pattern)]
-        object.__setattr__(self, "_anchored", re.compile("|".join(map(_alternative, anchored)) or r"(?!)"))
-        object.__setattr__(self, "_loose", tuple(r for r in self.rules if not _is_anchored(r.pattern.pattern)))
+        joined = [rule for rule in self.rules if _is_anchored(rule.pattern.pattern)]
+        try:
+            combined = re.compile("|".join(_alternative(rule.pattern) for rule in joined) or r"(?!)")
+        except re.error:  # a construct that only works on its own: every rule is then tried on its own
+            combined, joined = re.compile(r"(?!)"), []
+        object.__setattr__(self, "_anchored", combined)
+        object.__setattr__(self, "_loose", tuple(rule for rule in self.rules if rule not in joined))
 
     def classify(self, line: str) -> tuple[Rule, re.Match[str]] | None:
         if len(line) > self.line_max_chars:
@@ -84,10 +88,11 @@ class Rules:
 
 
 def _is_anchored(source: str) -> bool:
-    """Whether a pattern only ever matches at the start: it opens with ``^`` and has no ``|`` outside
-    groups (which could start a branch matching anywhere)."""
-    if not source.startswith("^"):
-        return False
+    """Whether a pattern can join the combined one: it only ever matches at the start (it opens with ``^``
+    and has no ``|`` outside groups, which could start a branch matching anywhere) and refers back to
+    none of its own groups (their numbers and names change once joined)."""
+    if not source.startswith("^") or re.search(r"\\[1-9]|\(\?P=", source):
+        return False  # a backreference counts groups, or names them, within its own pattern only
     depth, escaped, in_class = 0, False, False
     for char in source:
         if escaped:

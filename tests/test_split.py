@@ -263,3 +263,19 @@ def test_property_the_combined_shortcut_never_changes_a_verdict(label: str, rest
     line = label + rest
     found = RULES.classify(line)
     assert (found[0].name if found else None) == _one_by_one(RULES, line)
+
+
+def test_rules_that_refer_back_to_their_own_groups_still_match() -> None:
+    import re
+
+    from ingest.split import Rule
+
+    rules = Rules(
+        (
+            Rule("grouped", "furniture", re.compile(r"^(x)yz")),
+            Rule("repeat", "furniture", re.compile(r"^(\w+) \1$")),
+            Rule("named", "furniture", re.compile(r"^(?P<w>q+)-(?P=w)$")),
+        )
+    )
+    verdicts = [rules.classify(t) for t in ("word word", "qq-qq", "xyz", "a b")]
+    assert [v[0].name if v else None for v in verdicts] == ["repeat", "named", "grouped", None]
