@@ -72,7 +72,9 @@ class SourceSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$", description="Short name used in reports and lock keys.")
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9._-]{1,64}$", description="Short name used in reports, logs and `--source NAME`."
+    )
     location: str = Field(min_length=1, description="A folder path, or s3://bucket/prefix/ for an S3 inbox.")
     format: str | None = Field(default=None, description="Force one input format; default: detect by content.")
     id_from: Literal["input", "file"] = Field(

@@ -25,7 +25,7 @@ each table row) is a paragraph; ``^`` lines after the byline are sub-headings wh
 paragraphs otherwise; a take with no indented text at all (AP's lists of top headlines) has its ``^`` lines
 as paragraphs. End markers inside the text ("END", "-0-", "MORE" ...) stay in the body for the module
 rules to take out as furniture. A take with no headline line (a news alert, a table sent under its slug)
-is refused: a headline taken from the slug or the text would have to say it was derived.
+gives a draft without one: ``compose`` takes the first sentence and the document records it was derived.
 
 Typesetting: a leading ``^`` and a trailing quad code (``<`` flush left, ``=`` centred) are layout, not
 text. AP's 7-bit conventions are read as what they stand for: two backquotes and two apostrophes are
