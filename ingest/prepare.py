@@ -157,6 +157,11 @@ class _Input:
     id_conflict: Literal["refuse", "replace"]
     zone: ZoneInfo | None
 
+    @cached_property
+    def raw_sha256(self) -> str:
+        # Once per input, however many items share it.
+        return hashlib.sha256(self.data).hexdigest()
+
     def item(self, draft: Draft, rules: Rules, shown: str, n: int | None) -> Prepared:
         """The ``n``-th item of the input (None: the input is one item)."""
         with _refusals(shown):
@@ -172,7 +177,7 @@ class _Input:
             source = SourceInfo(
                 format=self.format,
                 file_name=Path(self.file_name).name or self.file_name,
-                raw_sha256=hashlib.sha256(self.data).hexdigest(),
+                raw_sha256=self.raw_sha256,
                 size_bytes=len(self.data),
                 received_at=self.received_at,
                 encoding=self.decoded.encoding,

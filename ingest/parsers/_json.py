@@ -21,6 +21,8 @@ MAX_JSON_CHARS = 5 * 1024 * 1024
 
 def load_json_object(text: str, name: str) -> dict[str, Any]:
     """Parse a JSON object with a size cap and a depth guard; every failure is one ``ParseError`` line."""
+    if (sniffed := sniff_json_object(text)) is not None:
+        return sniffed  # the sniffers already parsed this very text: not twice
     if len(text) > MAX_JSON_CHARS:
         limit = MAX_JSON_CHARS // (1024 * 1024)
         raise ParseError(name, f"JSON input is larger than {limit} MiB", check=Check.SIZE_LIMIT)

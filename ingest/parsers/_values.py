@@ -113,6 +113,14 @@ def embargo(value: str | None, name: str, field: str) -> datetime | None:
         raise ParseError(name, printable(reason), field=field) from None
 
 
+def urgency(value: object) -> int | None:
+    """A news urgency or priority, 1 (most urgent) to 9, given as a number or its digits; anything else
+    (0, 10, a word, a boolean) is not one."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    return value if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 9 else None
+
+
 def version_hint(version: object, timestamp: datetime | None) -> str | None:
     """The input's own version: an integer as given, else the version timestamp in UTC (sortable)."""
     if isinstance(version, int) and not isinstance(version, bool):

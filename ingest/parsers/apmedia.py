@@ -40,7 +40,7 @@ from ingest.models import Association
 from ingest.parsers import _nitf, _xml
 from ingest.parsers._json import load_json_object, sniff_json_object, string_field
 from ingest.parsers._markup import html_blocks
-from ingest.parsers._values import embargo, unique, version_hint, when_field
+from ingest.parsers._values import embargo, unique, urgency, version_hint, when_field
 from ingest.parsers.base import Draft, RawBlock, per_item
 from ingest.reader import Decoded
 
@@ -180,7 +180,7 @@ def _draft(entry: _Entry, name: str) -> Draft:
         withdrawn=status in _WITHDRAWN,
         embargoed=_embargo(entry, status, name),
         slugline=slugline,
-        urgency=_urgency(entry.item.get("urgency")),
+        urgency=urgency(entry.item.get("urgency")),
         abstract=entry.text("description_summary", name),
         copyright=entry.text("copyrightnotice", name),
         usage_terms=" ".join(unique(_strings(entry, "usageterms", name))) or None,
@@ -270,10 +270,6 @@ def _subjects(entry: _Entry, name: str) -> list[str | None]:
             continue  # AP's ancestors of a direct subject, and its category letters
         found.append(string_field(given, "name", name, f"{entry.path}subject.{i}."))
     return found
-
-
-def _urgency(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 9 else None
 
 
 def _associations(entry: _Entry, name: str) -> list[Association]:

@@ -49,7 +49,7 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 
 from ingest.errors import InputError, ParseError
-from ingest.parsers._values import unique
+from ingest.parsers._values import unique, urgency
 from ingest.parsers._wire import EOT, ETX, KILL, SOH, STX, EmbargoPhrases, Framing, Message, MessageText
 from ingest.parsers.base import Draft, Link, RawBlock
 from ingest.reader import Decoded
@@ -126,7 +126,7 @@ def _draft(message: Message, name: str) -> Draft:
     return _Message(sent=_sent(message.trailer.replace(DEL, ""), name)).read(
         message.text.replace(DEL, ""),
         slugline=slugline,
-        urgency=int(found["priority"]) if found["priority"] in "123456789" else None,
+        urgency=urgency(found["priority"]),
         agencies=agencies,
     )
 

@@ -50,7 +50,7 @@ from ingest.errors import Check, InputError, ParseError, printable
 from ingest.models import Association
 from ingest.parsers import _nitf, _xml
 from ingest.parsers._markup import html_blocks
-from ingest.parsers._values import collapse, embargo, text_blocks, unique, version_hint, when_field
+from ingest.parsers._values import collapse, embargo, text_blocks, unique, urgency, version_hint, when_field
 from ingest.parsers.base import Draft, RawBlock, per_item
 from ingest.reader import Decoded
 
@@ -278,7 +278,7 @@ def _draft(story: _Story, name: str, several: bool) -> Draft:
         withdrawn=withdrawn,
         embargoed=None if withdrawn else _embargo(management, status, name),
         slugline=slugline,
-        urgency=_digit(_xml.attr(_xml.child(management, "Urgency"), "FormalName")),
+        urgency=urgency(_xml.attr(_xml.child(management, "Urgency"), "FormalName")),
         abstract=_abstract(story, nitf, lines, name),
         copyright=_inherited(scope, "NewsLines", "CopyrightLine"),
         usage_terms=_inherited(scope, "RightsMetadata", "UsageRights", "UsageType")
@@ -413,11 +413,6 @@ def _topic_names(item: ET.Element) -> dict[str, str]:
         if code and label:
             names.setdefault(code, label)
     return names
-
-
-def _digit(text: str | None) -> int | None:
-    """An urgency, 1 to 9."""
-    return int(text) if text and text.isdigit() and 1 <= int(text) <= 9 else None
 
 
 def _abstract(story: _Story, nitf: ET.Element | None, lines: ET.Element | None, name: str) -> str | None:

@@ -30,7 +30,16 @@ from ingest.errors import Check, InputError, ParseError
 from ingest.models import Association
 from ingest.parsers import _nitf, _xml
 from ingest.parsers._markup import html_blocks
-from ingest.parsers._values import collapse, embargo, id_from_uri, text_blocks, unique, version_hint, when_field
+from ingest.parsers._values import (
+    collapse,
+    embargo,
+    id_from_uri,
+    text_blocks,
+    unique,
+    urgency,
+    version_hint,
+    when_field,
+)
 from ingest.parsers.base import Draft, RawBlock, per_item
 from ingest.reader import Decoded
 
@@ -144,7 +153,7 @@ def _draft(item: ET.Element, name: str) -> Draft:
         embargoed=embargo(_xml.text_of(_xml.child(meta, "embargoed")), name, "itemMeta/embargoed"),
         internal_notes=unique(_public_text(n) for n in _xml.children(meta, "edNote") if not _non_public(n)),
         slugline=_xml.text_of(_xml.child(about, "slugline")),
-        urgency=_digit(_xml.text_of(_xml.child(about, "urgency"))),
+        urgency=urgency(_xml.text_of(_xml.child(about, "urgency"))),
         abstract=_summary(about),
         copyright=_xml.text_of(_xml.child(item, "rightsInfo", "copyrightNotice"))
         or _xml.text_of(_xml.child(item, "rightsInfo", "copyrightHolder", "name"))
@@ -157,11 +166,6 @@ def _draft(item: ET.Element, name: str) -> Draft:
         headline_from="contentMeta/headline",
         body_from="contentSet inlineXML/inlineData",
     )
-
-
-def _digit(text: str | None) -> int | None:
-    """An urgency or priority, 1 to 9."""
-    return int(text) if text and text.strip().isdigit() and 1 <= int(text) <= 9 else None
 
 
 def _summary(about: ET.Element | None) -> str | None:

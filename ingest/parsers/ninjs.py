@@ -25,7 +25,7 @@ from ingest.models import Association
 from ingest.parsers import _nitf, _xml
 from ingest.parsers._json import list_field, load_json_object, sniff_json_object, string_field
 from ingest.parsers._markup import html_blocks
-from ingest.parsers._values import embargo, id_from_uri, text_blocks, unique, version_hint, when_field
+from ingest.parsers._values import embargo, id_from_uri, text_blocks, unique, urgency, version_hint, when_field
 from ingest.parsers.base import Draft, RawBlock, per_item
 from ingest.reader import Decoded
 
@@ -97,7 +97,7 @@ def _draft(data: dict[str, Any], name: str) -> Draft:
         # it must not turn every update into a "corrected" version, nor reach readers.
         internal_notes=unique([_get(data, name, "ednote", "edNote")]),
         slugline=_get(data, name, "slugline"),
-        urgency=_urgency(data.get("urgency")),
+        urgency=urgency(data.get("urgency")),
         abstract=_abstract(data, name),
         copyright=_get(data, name, "copyrightnotice", "copyrightNotice", "copyrightholder", "copyrightHolder"),
         usage_terms=_get(data, name, "usageterms", "usageTerms"),
@@ -214,11 +214,6 @@ def _subjects(data: dict[str, Any], name: str) -> list[str | None]:
             label = subject.get("name") or subject.get("literal") or subject.get("code") or subject.get("uri")
             found.append(label if isinstance(label, str) else None)
     return found
-
-
-def _urgency(value: object) -> int | None:
-    """ninjs urgency, 1 (most urgent) to 9; anything else is not an urgency."""
-    return value if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 9 else None
 
 
 def _abstract(data: dict[str, Any], name: str) -> str | None:

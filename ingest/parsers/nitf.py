@@ -24,7 +24,7 @@ import xml.etree.ElementTree as ET
 
 from ingest.errors import Check, ParseError
 from ingest.parsers import _nitf, _xml
-from ingest.parsers._values import unique, version_hint, when_field
+from ingest.parsers._values import unique, urgency, version_hint, when_field
 from ingest.parsers.base import Draft
 from ingest.reader import Decoded
 
@@ -72,7 +72,7 @@ def _draft(nitf: ET.Element, name: str) -> Draft:
         # ed-msg is distribution advice more often than a correction: not a correction note, not for readers.
         internal_notes=unique(_xml.attr(m, "info") for m in _xml.children(docdata, "ed-msg")),
         slugline=_xml.attr(_xml.child(docdata, "du-key"), "key"),
-        urgency=_urgency(_xml.attr(_xml.child(docdata, "urgency"), "ed-urg")),
+        urgency=urgency(_xml.attr(_xml.child(docdata, "urgency"), "ed-urg")),
         abstract=_xml.text_of(_xml.child(nitf, "body", "body.head", "abstract"), " "),
         copyright=_copyright(_xml.child(docdata, "doc.copyright")),
         usage_terms=_xml.attr(_xml.child(docdata, "doc.rights"), "limitations"),
@@ -81,10 +81,6 @@ def _draft(nitf: ET.Element, name: str) -> Draft:
         headline_from="hedline/hl1 and head/title",
         body_from="body.content",
     )
-
-
-def _urgency(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() and 1 <= int(value) <= 9 else None
 
 
 def _copyright(element: ET.Element | None) -> str | None:

@@ -18,7 +18,7 @@ import xml.etree.ElementTree as ET
 from ingest.errors import Check, InputError, ParseError
 from ingest.parsers import _xml
 from ingest.parsers._markup import html_blocks
-from ingest.parsers._values import version_hint, when_field
+from ingest.parsers._values import urgency, version_hint, when_field
 from ingest.parsers.base import Draft, per_item
 from ingest.reader import Decoded
 
@@ -63,7 +63,7 @@ def _draft(news: ET.Element, name: str) -> Draft:
         byline=text("byLine"),
         section=text("section"),
         slugline=text("strapline"),
-        urgency=int(priority) if priority and priority.isdigit() and 1 <= int(priority) <= 9 else None,
+        urgency=urgency(priority),
         abstract=text("subtitle"),
         published_at=published,
         withdrawn=(text("Annuleret") or "").lower() == "true",
