@@ -84,13 +84,15 @@ _BUILTIN: tuple[Parser, ...] = (
     text.PARSER,
     frontmatter.PARSER,
     json_input.PARSER,
+    # Before ninjs: AP's format follows ninjs 1.x, and an AP item sniffs as both; the first one claiming
+    # a file decides, so neither module needs to know the other.
+    apmedia.PARSER,
     ninjs.PARSER,
     nitf.PARSER,
     newsml_g2.PARSER,
     anpa1312.PARSER,
     iptc7901.PARSER,
     newsml12.PARSER,
-    apmedia.PARSER,
     atom.PARSER,
     ritzau.PARSER,
 )

@@ -37,14 +37,6 @@ MARKERS = frozenset(
         *("pubstatus", "pubStatus", "versioncreated", "versionCreated", "firstcreated", "firstCreated"),
     )
 )
-#: Members AP Media API items carry and no ninjs version defines: an object with ``altids.itemid`` and one of
-#: them is an AP item (``ap-media`` reads it), though AP's format follows ninjs 1.x.
-_AP_ONLY = frozenset(
-    (
-        *("bylines", "signals", "editorialpriority", "editorialrole", "editorialtypes", "textformat"),
-        *("datelinelocation", "photographer", "audiences", "fixture", "foreignkeys", "provider"),
-    )
-)
 #: Item types that are media, not story text (ninjs 1.x-3.x `type`).
 _NOT_TEXT = frozenset(("picture", "video", "audio", "graphic"))
 _WITHDRAWN = frozenset(("canceled", "cancelled", "withdrawn"))
@@ -61,7 +53,7 @@ class NinjsParser:
 
     def sniff(self, text: str) -> bool:
         data = sniff_json_object(text)
-        return data is not None and is_ninjs(data) and not _is_ap_item(data)
+        return data is not None and is_ninjs(data)
 
     def parse(self, decoded: Decoded, name: str) -> Draft | list[Draft | InputError]:
         data = load_json_object(decoded.text, name)
@@ -113,11 +105,6 @@ def is_ninjs(data: dict[str, Any]) -> bool:
     """True for a JSON object with a ninjs-only member (``body_*`` and ``headline_*`` included), or a
     response wrapping ninjs items."""
     return any(key in MARKERS or key.startswith(("body_", "headline_")) for key in data) or is_wrapper(data)
-
-
-def _is_ap_item(data: dict[str, Any]) -> bool:
-    altids = data.get("altids")
-    return isinstance(altids, dict) and "itemid" in altids and not _AP_ONLY.isdisjoint(data)
 
 
 def is_wrapper(data: dict[str, Any]) -> bool:
