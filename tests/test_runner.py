@@ -255,6 +255,12 @@ class Outage(MemoryStore):
         self.down = True
         self.denied = False
         self.failures = 0
+        self.puts_fail = False  # writes fail too (the run report cannot be stored)
+
+    def put(self, key: str, body: bytes, content_type: str = "application/json") -> None:
+        if self.puts_fail:
+            raise StoreUnavailable(f"storage unreachable: PUT {key} failed after retrying")
+        super().put(key, body, content_type)
 
     def ensure_bucket(self) -> None:
         if self.denied:
@@ -348,7 +354,7 @@ def test_a_bad_source_does_not_stop_a_good_one_and_the_run_is_not_green(tmp_path
     assert saved.counts == {"created": 2}
 
 
-def test_idle_and_failed_runs_store_their_report(tmp_path: Path) -> None:
+def test_idle_and_failed_runs_store_their_report(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     store = MemoryStore()
     drop = tmp_path / "drop"
     drop.mkdir()
@@ -358,10 +364,15 @@ def test_idle_and_failed_runs_store_their_report(tmp_path: Path) -> None:
     settings = settings_with(SourceSettings(name="drop", location=str(drop)))
     with pytest.raises(StoreUnavailable):
         run_once(settings, down, open_sources(settings), Reporter("text", out=io.StringIO()), clock=lambda: NOW)
-    down.down = False
-    [key] = down.list_keys(f"{PREFIX}runs/")  # stored once storage answered again (the put came after)
+    # The bucket check failed, a write still went through: the failed run's report is stored.
+    [key] = down.list_keys(f"{PREFIX}runs/")
     stored = down.get(key)
     assert stored is not None and "unreachable" in (RunReport.model_validate_json(stored.body).error or "")
+    gone = Outage()
+    gone.puts_fail = True
+    with caplog.at_level("WARNING", logger="ingest.run"), pytest.raises(StoreUnavailable):  # the run's own error
+        run_once(settings, gone, open_sources(settings), Reporter("text", out=io.StringIO()), clock=lambda: NOW)
+    assert list(gone.list_keys(f"{PREFIX}runs/")) == [] and "not stored" in caplog.text  # said, not raised
 
 
 def test_a_watch_stopped_while_a_source_is_wedged_does_not_end_green(tmp_path: Path) -> None:
