@@ -39,7 +39,8 @@ def open_store(settings: Settings, bucket: str | None = None) -> Store:
 def open_sources(settings: Settings, open_store: Callable[[str], Store] | None = None) -> list[Source]:
     """The configured sources, checked (``ingest run`` and ``watch``); S3 inboxes read through
     ``open_store(bucket)``, by default an ``S3Store`` with the settings' retry budget."""
-    return runner.open_sources(settings, open_store or (lambda bucket: _s3(settings, bucket)))
+    inbox_store = open_store or (lambda bucket: _store_for(settings, bucket))
+    return runner.open_sources(settings, inbox_store)
 
 
 def retry_failed(settings: Settings) -> list[tuple[Source, list[str]]]:
@@ -48,7 +49,7 @@ def retry_failed(settings: Settings) -> list[tuple[Source, list[str]]]:
     return [(source, source.retry_failed()) for source in open_sources(settings)]
 
 
-def _s3(settings: Settings, bucket: str) -> Store:
+def _store_for(settings: Settings, bucket: str) -> Store:  # the parameter above shadows ``open_store``
     return open_store(settings, bucket)
 
 

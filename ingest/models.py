@@ -27,8 +27,8 @@ Action = Literal["created", "updated", "corrected", "rolled_back", "withdrawn"]
 
 
 #: Content fields added after documents were stored: left out of the hash while unset (see ``Content.sha256``).
-_ADDED_LATER = (
-    *("embargoed", "slugline", "urgency", "abstract", "copyright", "usage_terms", "associations", "inline_links"),
+_ADDED_LATER = frozenset(
+    {"embargoed", "slugline", "urgency", "abstract", "copyright", "usage_terms", "associations", "inline_links"}
 )
 
 

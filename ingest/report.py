@@ -39,11 +39,11 @@ class FileRecord(BaseModel):
     message: str | None = None
 
     @classmethod
-    def of(cls, source: str, path: str, outcome: Outcome) -> FileRecord:
+    def of(cls, source: str, outcome: Outcome) -> FileRecord:
         """The record of one file's outcome in a run of ``source``."""
         return cls(
             source=source,
-            path=path,
+            path=outcome.path,
             outcome=outcome.outcome,
             id=outcome.id,
             version=outcome.version,

@@ -175,7 +175,7 @@ class _Sweep:
                 self.leases.release(_where(candidate))
 
     def _record(self, outcome: Outcome) -> FileRecord:
-        return FileRecord.of(self.name, outcome.path, outcome)
+        return FileRecord.of(self.name, outcome)
 
     def _prepare(self, candidate: Candidate) -> list[Prepared | Outcome] | None:
         conf = self.source.settings
