@@ -311,8 +311,7 @@ def _refuse_overlap(source: SourceSettings, settings: Settings) -> None:
     """An S3 inbox must not see the document store's own keys, or it would ingest them as input."""
     if not source.is_s3:
         return
-    bucket, _, rest = source.location[len("s3://") :].partition("/")
-    inbox = rest.strip("/") + "/" if rest.strip("/") else ""
+    bucket, inbox = source.bucket, source.inbox_prefix
     if bucket != settings.bucket:
         return
     if any(key.startswith(inbox) or inbox.startswith(key) for key in store_folders(settings.prefix)):

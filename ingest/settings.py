@@ -33,6 +33,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ingest.errors import ConfigError, field_errors
 
 _ENV_PREFIX = "INGEST_"
+#: An S3 bucket name: 3-63 lowercase letters, digits, dots and hyphens, a letter or digit at each end.
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _DEFAULT_CONFIG = Path("config/ingest.yaml")
 
 
@@ -128,12 +130,23 @@ class SourceSettings(BaseModel):
     def is_s3(self) -> bool:
         return self.location.startswith("s3://")
 
+    @property
+    def bucket(self) -> str:
+        """An S3 inbox's bucket ("" for a folder)."""
+        return self.location[len("s3://") :].partition("/")[0] if self.is_s3 else ""
+
+    @property
+    def inbox_prefix(self) -> str:
+        """An S3 inbox's key prefix, ending in "/" (or "" for a whole bucket, or a folder)."""
+        rest = self.location[len("s3://") :].partition("/")[2].strip("/") if self.is_s3 else ""
+        return f"{rest}/" if rest else ""
+
     @field_validator("location")
     @classmethod
     def _location(cls, value: str) -> str:
         if value.startswith("s3://"):
             bucket = value[5:].split("/", 1)[0]
-            if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket):
+            if not _BUCKET.fullmatch(bucket):
                 raise ValueError(f"{value!r}: not an s3://bucket/prefix/ address")
         return value
 
@@ -203,7 +216,7 @@ class Settings(BaseModel):
     @field_validator("bucket")
     @classmethod
     def _bucket_name(cls, value: str) -> str:
-        if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", value) or ".." in value:
+        if not _BUCKET.fullmatch(value) or ".." in value:
             raise ValueError("must be 3-63 lowercase letters, digits, dots or hyphens (an S3 bucket name)")
         return value
 

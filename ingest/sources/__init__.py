@@ -85,7 +85,7 @@ def open_source(source: SourceSettings, open_store: Callable[[str], Store]) -> S
     if source.is_s3:
         from ingest.sources.s3inbox import S3Inbox
 
-        return S3Inbox(source, open_store(source.location[len("s3://") :].partition("/")[0]))
+        return S3Inbox(source, open_store(source.bucket))
     from ingest.sources.folder import Folder
 
     return Folder(source)

@@ -25,8 +25,7 @@ PROCESSED, FAILED = "processed/", "failed/"
 class S3Inbox:
     def __init__(self, settings: SourceSettings, store: Store) -> None:
         self.settings = settings
-        prefix = settings.location[len("s3://") :].partition("/")[2]
-        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.prefix = settings.inbox_prefix
         #: The inbox's bucket (its own, or the document bucket under another prefix).
         self.store = store
         # ETag of each object as read: a re-upload since then is neither moved nor deleted.
