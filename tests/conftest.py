@@ -1,4 +1,4 @@
-"""Shared fixtures. The suite starts its own SeaweedFS once per session, on free loopback ports."""
+"""Shared fixtures. The suite starts its own SeaweedFS and Redis, each once per session, on free loopback ports."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest import devserver
+from ingest import devredis, devserver
 from ingest.keys import Keys
 from ingest.models import ChangeEntry, Document
 from ingest.prepare import Prepared, prepare
@@ -58,6 +58,22 @@ def local_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devserver.Loc
         yield server
     finally:
         devserver.stop(server, grace=0.3)  # its data is thrown away: no need to wait for a clean exit
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def local_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devredis.LocalRedis]:
+    server = devredis.start(tmp_path_factory.mktemp("redis"))
+    saved = {k: os.environ.get(k) for k in server.env()}
+    os.environ.update(server.env())
+    try:
+        yield server
+    finally:
+        devredis.stop(server, grace=0.3)  # nothing is persisted: no need to wait for a clean exit
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
