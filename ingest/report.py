@@ -23,6 +23,8 @@ from ingest.outcome import Outcome
 
 LogFormat = Literal["text", "json"]
 log = logging.getLogger("ingest.run")
+#: Sub-folders named in the not-taken note; the run report lists them all.
+_NOTE_PLACES = 10
 
 
 class FileRecord(BaseModel):
@@ -66,7 +68,15 @@ class RunReport(BaseModel):
     sources: list[str] = Field(default_factory=list)
     counts: dict[str, int] = Field(default_factory=dict, description="Files per outcome, plus `waiting`.")
     waiting: list[str] = Field(default_factory=list, description="Files not yet settled, left for a later run.")
+    not_taken: dict[str, int] = Field(
+        default_factory=dict,
+        description=(
+            "Files in sub-folders of a source (an S3 inbox's sub-prefixes), other than processed/ and failed/, by"
+            " sub-folder location: only a source's top level is read, so these are never taken."
+        ),
+    )
     leased_elsewhere: int = Field(default=0, description="Files another run was already working on.")
+    dispatched: int = Field(default=0, description="Files sent to workers (`--dispatch`).")
     files: list[FileRecord] = Field(default_factory=list)
     source_errors: dict[str, str] = Field(
         default_factory=dict, description="Sources that could not be swept, by name, with the reason."
@@ -97,10 +107,24 @@ class RunReport(BaseModel):
             line += f"; {len(self.waiting)} still being written, left for the next run"
         if self.leased_elsewhere:
             line += f"; {self.leased_elsewhere} taken by another run"
+        if self.dispatched and not self.files:
+            line += f"; {self.dispatched} sent to workers"
         line += f"; {self.seconds:.1f} s"
         if self.error:
             line += f"; RUN FAILED: {self.error}"
         return line
+
+    def not_taken_note(self) -> str | None:
+        """One line saying which sub-folders hold files that are never taken (``not_taken``); None when none do."""
+        if not self.not_taken:
+            return None
+        total = sum(self.not_taken.values())
+        where = "sub-folders" if len(self.not_taken) > 1 else "a sub-folder"
+        files = f"{total} files in {where} are" if total != 1 else f"1 file in {where} is"
+        shown = [f"{printable(place)} ({n})" for place, n in sorted(self.not_taken.items())[:_NOTE_PLACES]]
+        if len(self.not_taken) > _NOTE_PLACES:
+            shown.append(f"and {len(self.not_taken) - _NOTE_PLACES} more")
+        return f"note: {files} not taken (only the top level is read): {', '.join(shown)}"
 
 
 class JsonFormatter(logging.Formatter):
@@ -198,12 +222,17 @@ class Reporter:
 
     def finished(self, report: RunReport) -> None:
         self._clear()
+        note = report.not_taken_note()
         if self.fmt == "json":
             level = logging.ERROR if report.error else logging.INFO
             event = {"event": "run", **report.model_dump(mode="json", exclude={"files"})}
             log.log(level, report.summary(), extra={"event": event})
+            if note is not None:
+                log.info(note, extra={"event": {"event": "not_taken", "not_taken": report.not_taken}})
         else:
             print(report.summary(), file=self.out, flush=True)
+            if note is not None:
+                print(note, file=self.out, flush=True)
 
     def _bar(self) -> None:
         if not self.progress or not self._total:

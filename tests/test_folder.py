@@ -1,4 +1,5 @@
-"""Drop folders never store half a file and never archive a correction unread (issue 9, points 5 and 6).
+"""Drop folders never store half a file and never archive a correction unread (issue 9, points 5 and 6);
+a sweep lists only the top level, and counts what sub-folders hold (issue 11).
 
 Real folders, the in-memory store and an injected clock: the writer is simulated between the steps of a
 run (after the listing, during the read, just before the move), so every window is hit on purpose. The
@@ -8,6 +9,7 @@ same promise against the real SeaweedFS, with a real writer thread, is in ``test
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -17,17 +19,18 @@ from pathlib import Path
 import pytest
 
 import ingest.sources.folder
+from ingest.api import open_sources
 from ingest.errors import SourceChanged, SourceError
-from ingest.keys import Keys
+from ingest.keys import Keys, run_key
 from ingest.models import Document
 from ingest.reader import read_file
-from ingest.report import Reporter, RunReport
+from ingest.report import JsonFormatter, LogFormat, Reporter, RunReport
 from ingest.runner import run_once
 from ingest.settings import SourceSettings
 from ingest.sources import Candidate, Source
 from ingest.sources.folder import Folder
 from ingest.stores.memory import MemoryStore
-from tests.test_runner import NOW, PREFIX, ReplacedAfterRead, aged, settings_with, story, sweep
+from tests.test_runner import NOW, PREFIX, ReplacedAfterRead, aged, fill, settings_with, story, sweep
 
 DAY = NOW.strftime("%Y-%m-%d")
 LEFT = "; left for the next run"
@@ -400,3 +403,109 @@ def test_a_reserved_name_that_is_not_a_folder_stops_its_source(
     assert report.files == []  # nothing stored that could not then be moved, and the stray is not input
     assert list(store.list_keys(f"{PREFIX}articles/")) == []
     assert sorted(p.name for p in drop.iterdir()) == [name, "story-0.txt", "story-1.txt"]
+
+
+# --- 11: only the top level is listed; files in sub-folders are counted, never ignored silently ----------
+
+
+def sweep_printing(store: MemoryStore, location: Path | str, fmt: LogFormat = "text") -> tuple[RunReport, str]:
+    """One run over one source, with what its reporter printed."""
+    settings = settings_with(SourceSettings(name="drop", location=str(location), settle_seconds=0))
+    out = io.StringIO()
+    sources = open_sources(settings, open_store=lambda bucket: store)
+    return run_once(settings, store, sources, Reporter(fmt, out=out), clock=lambda: NOW), out.getvalue()
+
+
+def inbox_listings(store: MemoryStore) -> dict[tuple[str, str], int]:
+    """The inbox's LIST requests, by (prefix, delimiter): the run's own (leases, feed) left out."""
+    return {listed: n for listed, n in store.listings.items() if listed[0].startswith("in/")}
+
+
+def test_an_s3_inbox_sweep_lists_only_its_top_level() -> None:
+    store = MemoryStore("inbox")
+    for n in range(2500):  # three LIST requests' worth, had processed/ been listed
+        store.put(f"in/processed/2026-01-{n % 28 + 1:02d}/old-{n}.txt", b"taken long ago")
+    store.put("in/failed/bad.txt", b"refused long ago")
+    for n in range(3):
+        store.put(f"in/story-{n}.txt", story(n).encode())
+    report = sweep(store, "s3://inbox/in/")
+    assert report.counts == {"created": 3}
+    assert (report.not_taken, report.summary().count("\n")) == ({}, 0)
+    assert inbox_listings(store) == {("in/", "/"): 1}  # one request, one level: processed/ was not listed
+    idle = sweep(store, "s3://inbox/in/")
+    assert (idle.files, inbox_listings(store)) == ([], {("in/", "/"): 2})
+
+
+def test_files_in_an_s3_inbox_sub_prefix_are_counted_not_taken(caplog: pytest.LogCaptureFixture) -> None:
+    store = MemoryStore("inbox")
+    store.put("in/story.txt", story(1).encode())
+    for key in ("in/sub/x.txt", "in/sub/2024/y.txt", "in/sub/.hidden", "in/sub/z.txt.part", "in/tmp/w.txt"):
+        store.put(key, story(2).encode())
+    store.put("in/.trash/old.txt", b"a hidden sub-prefix: not input, not counted")
+    store.put("in/empty/", b"")  # a folder marker, and nothing else in it
+    report, printed = sweep_printing(store, "s3://inbox/in/")
+    assert [f.path for f in report.files] == ["s3://inbox/in/story.txt"]
+    assert report.not_taken == {"s3://inbox/in/sub/": 2, "s3://inbox/in/tmp/": 1}
+    assert printed.splitlines()[-1] == (
+        "note: 3 files in sub-folders are not taken (only the top level is read): "
+        "s3://inbox/in/sub/ (2), s3://inbox/in/tmp/ (1)"
+    )
+    assert store.get("in/sub/x.txt") is not None  # counted, not taken, not moved
+    # The sub-prefixes are listed (whole: they are normally absent or small), processed/ never.
+    assert inbox_listings(store) == {
+        ("in/", "/"): 1,
+        ("in/sub/", ""): 1,
+        ("in/tmp/", ""): 1,
+        ("in/empty/", ""): 1,
+    }
+    stored = store.get(run_key(PREFIX, report.run_id))
+    assert stored is not None and RunReport.model_validate_json(stored.body).not_taken == report.not_taken
+    # With JSON logs, the note is its own event, and the run event carries the counts too.
+    store.put("in/story.txt", story(3).encode())
+    with caplog.at_level(logging.INFO, logger="ingest.run"):
+        sweep_printing(store, "s3://inbox/in/", fmt="json")
+    events = {r.event["event"]: r for r in caplog.records if hasattr(r, "event")}
+    run, note = events["run"], events["not_taken"]
+    assert run.event["not_taken"] == note.event["not_taken"] == report.not_taken
+    assert note.getMessage() == printed.splitlines()[-1]
+    assert json.loads(JsonFormatter().format(note))["not_taken"] == report.not_taken
+
+
+def test_files_in_drop_folder_subfolders_are_counted_not_taken(drop: Path, tmp_path: Path) -> None:
+    store = MemoryStore()
+    (drop / "story.txt").write_text(story(1))
+    aged(drop / "story.txt")
+    elsewhere = tmp_path / "elsewhere"
+    fill(elsewhere, 5)
+    for relative in ("2024/x.txt", "2024/jan/y.txt", "2024/.DS_Store", "2024/.git/config", "tmp/z.txt"):
+        (drop / relative).parent.mkdir(parents=True, exist_ok=True)
+        (drop / relative).write_text(story(2))
+    (drop / "2024" / "linked").symlink_to(elsewhere, target_is_directory=True)  # one entry, never followed
+    (drop / "empty").mkdir()
+    (drop / ".cache").mkdir()
+    (drop / ".cache" / "q.txt").write_text(story(3))
+    fill(drop / "processed" / "2026-01-01", 3)
+    fill(drop / "failed", 1)
+    report, printed = sweep_printing(store, drop)
+    assert [f.path for f in report.files] == [str(drop / "story.txt")]
+    assert report.not_taken == {f"{drop}{os.sep}2024{os.sep}": 3, f"{drop}{os.sep}tmp{os.sep}": 1}
+    assert printed.splitlines()[-1] == (
+        f"note: 4 files in sub-folders are not taken (only the top level is read): {drop}/2024/ (3), {drop}/tmp/ (1)"
+    )
+    assert (drop / "2024" / "x.txt").exists()  # counted, not taken
+
+
+def test_the_not_taken_note_is_one_line_in_words() -> None:
+    def note(not_taken: dict[str, int]) -> str | None:
+        return RunReport(run_id="r", started_at=NOW, not_taken=not_taken).not_taken_note()
+
+    assert note({}) is None
+    said = "not taken (only the top level is read)"
+    assert note({"/drop/a/": 1}) == f"note: 1 file in a sub-folder is {said}: /drop/a/ (1)"
+    assert note({"/drop/a/": 12}) == f"note: 12 files in a sub-folder are {said}: /drop/a/ (12)"
+    two = note({"/drop/b/": 2, "/drop/a/": 1})
+    assert two == f"note: 3 files in sub-folders are {said}: /drop/a/ (1), /drop/b/ (2)"  # by location
+    many = note({f"/drop/{n:02d}\n/": 1 for n in range(12)})
+    assert many is not None and "\n" not in many  # a control character in a name cannot break the line
+    assert many.startswith(f"note: 12 files in sub-folders are {said}: /drop/00")
+    assert many.endswith("/drop/09\\n/ (1), and 2 more")

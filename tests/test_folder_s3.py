@@ -1,7 +1,7 @@
 """A drop folder over the real SeaweedFS, with a real writer thread rewriting a file in place, slowly,
 while runs sweep it again and again: no partial version is ever stored, and the complete revision ends up
 latest. The windows the writer hits are hit on purpose (just after the listing, just after the read); the
-cases one by one, fast, are in ``test_folder.py``.
+cases one by one, fast, are in ``test_folder.py``. And an S3 inbox sweep that lists only its top level.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from ingest.api import open_sources
+from ingest.devserver import LocalS3
 from ingest.keys import Keys
 from ingest.models import Document
 from ingest.report import Reporter
@@ -143,3 +145,36 @@ def test_a_file_rewritten_in_place_slowly_never_yields_a_partial_version(
     archived = sorted(p.read_text() for p in (drop / "processed").rglob("bridge*.txt"))
     assert archived == sorted(text(2 * r + 1) for r in range(4))  # each complete revision, moved once
     assert time.monotonic() - started < 10
+
+
+def test_an_s3_inbox_sweep_lists_one_level_and_counts_a_sub_prefix(
+    local_s3: LocalS3, settings: Settings, prefix: str
+) -> None:
+    """Issue 11 over the real server: however much processed/ holds, a sweep lists the top level only
+    (pages of two here, so that listing processed/ would show), and a file in a sub-prefix is counted."""
+    store = S3Store(settings.bucket, attempts=3, max_seconds=10, page_size=2)
+    inbox = f"{prefix}in/"
+    for n in range(20):
+        store.put(f"{inbox}processed/2026-01-01/old-{n}.txt", b"taken long ago")
+    for n in range(3):
+        store.put(f"{inbox}story-{n}.txt", text(n).encode())
+    store.put(f"{inbox}sub/x.txt", text(9).encode())
+    listed: list[tuple[str, str]] = []
+    store.client.meta.events.register(
+        "provide-client-params.s3.ListObjectsV2",
+        lambda params, **_: listed.append((params["Prefix"], params.get("Delimiter", ""))),
+    )
+    location = f"s3://{settings.bucket}/{inbox}"
+    conf = settings.model_copy(update={"sources": [SourceSettings(name="inbox", location=location)]})
+    out = io.StringIO()
+    report = run_once(conf, store, open_sources(conf, open_store=lambda bucket: store), Reporter("text", out=out))
+    assert report.counts == {"created": 3}
+    assert report.not_taken == {f"{location}sub/": 1}
+    assert out.getvalue().splitlines()[-1] == (
+        f"note: 1 file in a sub-folder is not taken (only the top level is read): {location}sub/ (1)"
+    )
+    # 5 entries (3 objects, processed/, sub/) in pages of two; then sub/ itself, to count it. Never processed/.
+    inbox_lists = [entry for entry in listed if entry[0].startswith(inbox)]
+    assert inbox_lists == [(inbox, "/")] * 3 + [(f"{inbox}sub/", "")]
+    assert store.exists(f"{inbox}sub/x.txt")
+    assert len(list(store.list_keys(f"{inbox}processed/"))) == 23

@@ -1,8 +1,9 @@
 """Places article files come from: one module per kind, behind one small interface.
 
-A source lists candidates, reads one, and after the pipeline has durably stored (or refused) it,
-moves it to ``processed/`` or ``failed/`` (with ``<name>.error.json`` beside it). Nothing is moved
-or deleted before its document is stored. ``open_source`` picks the module from the location. A file
+A source lists candidates at its top level (files in sub-folders are counted, never taken), reads
+one, and after the pipeline has durably stored (or refused) it, moves it to ``processed/`` or
+``failed/`` (with ``<name>.error.json`` beside it). Nothing is moved or deleted before its document
+is stored. ``open_source`` picks the module from the location. A file
 that changes while it is read, or is replaced after it was read, raises ``ingest.errors.SourceChanged``
 and stays for the next run.
 """
@@ -10,7 +11,7 @@ and stays for the next run.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from fnmatch import fnmatch
 from typing import TYPE_CHECKING, Protocol
@@ -52,6 +53,12 @@ class Scan:
     ready: list[Candidate]
     #: Files seen but not yet settled (still being written); left for a later run.
     waiting: list[str]
+    #: Files in sub-folders (an S3 inbox's sub-prefixes) other than ``processed/`` and ``failed/``, at any
+    #: depth, counted by the location of the top-level sub-folder (ending in ``/``). Only the top level is
+    #: input, so these are never taken: they are counted so that the run says so, not ignored silently.
+    #: Names never taken anywhere (hidden, temporary, done markers) are not counted, nor hidden sub-folders;
+    #: a sub-folder with nothing counted is left out.
+    not_taken: dict[str, int] = field(default_factory=dict)
 
 
 class Source(Protocol):

@@ -8,7 +8,8 @@ old enough then; anything else raises ``SourceChanged`` and the file waits for t
 renames first and checks after: what moved that was not what was read is put back, never archived
 unread. Hidden and temporary names are never taken; ``processed`` and ``failed`` that are not folders
 stop the source with a ``SourceError``. A symlink that points outside the folder is refused (moved to
-``failed/`` as the link itself, never followed).
+``failed/`` as the link itself, never followed). Files in sub-folders other than ``processed`` and
+``failed`` are never taken, only counted (``Scan.not_taken``), without following symlinked folders.
 """
 
 from __future__ import annotations
@@ -43,12 +44,18 @@ class Folder:
         real_root = self.root.resolve()
         ready: list[Candidate] = []
         waiting: list[str] = []
+        not_taken: dict[str, int] = {}
         marker = self.settings.done_marker
         with os.scandir(self.root) as listing:
             entries = sorted(listing, key=lambda e: e.name)
             names = {entry.name for entry in entries}  # temporary names too: a done marker may be any suffix
             for entry in entries:
-                if ignored(entry.name) or entry.name in (PROCESSED, FAILED) or entry.is_dir(follow_symlinks=False):
+                if ignored(entry.name) or entry.name in (PROCESSED, FAILED):
+                    continue
+                if entry.is_dir(follow_symlinks=False):  # never input: counted, so the run can say so
+                    count = self._count_below(Path(entry.path))
+                    if count:
+                        not_taken[str(self.root / entry.name) + os.sep] = count
                     continue
                 if marker and entry.name.endswith(marker):
                     continue  # a done marker announces its file; it is never input itself
@@ -73,7 +80,27 @@ class Folder:
                     continue
                 listed = _identity(info)
                 ready.append(Candidate(str(path), entry.name, info.st_size, str(path), is_link=is_link, listed=listed))
-        return Scan(ready, waiting)
+        return Scan(ready, waiting, not_taken)
+
+    def _count_below(self, folder: Path) -> int:
+        """Files at any depth in ``folder`` that would be input at the top level: not hidden or temporary,
+        nor in a hidden folder, nor done markers (``Scan.not_taken``). A symlink is counted as one file,
+        never followed; a folder that cannot be listed (unreadable, removed meanwhile) counts nothing."""
+        marker = self.settings.done_marker
+        count, folders = 0, [folder]
+        while folders:  # a stack, not recursion: no depth is too deep
+            try:
+                with os.scandir(folders.pop()) as listing:
+                    for entry in listing:
+                        if ignored(entry.name) or (marker and entry.name.endswith(marker)):
+                            continue
+                        if entry.is_dir(follow_symlinks=False):
+                            folders.append(Path(entry.path))
+                        else:
+                            count += 1
+            except OSError:
+                continue
+        return count
 
     def _check_reserved(self) -> None:
         """``processed`` and ``failed`` must be folders (or absent): a file there would wedge every move."""

@@ -1,5 +1,9 @@
 """An S3 inbox: objects under ``s3://bucket/prefix/``, with ``processed/`` and ``failed/`` under it.
 
+Only the top level is input, and only the top level is listed (one level, ``Delimiter="/"``), so a sweep
+costs the same however much ``processed/`` holds. Objects under other sub-prefixes are never taken; they
+are counted (``Scan.not_taken``), by listing those sub-prefixes, normally absent or small.
+
 An object is complete once it is listed (S3 writes are atomic), so there is no settling; with
 ``done_marker`` it is taken only once ``<name><done_marker>`` is listed too (an uploader's "this set is
 complete"). Moving is a server-side copy conditional on the ETag read (a re-upload landed since is not
@@ -10,14 +14,13 @@ never archived unread. The delete only ever happens after the copy succeeded.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from datetime import datetime
 
 from ingest.errors import Check, ReadError, SourceChanged, StoreError
 from ingest.reader import human_size
 from ingest.settings import SourceSettings
 from ingest.sources import Candidate, Scan, ignored
-from ingest.stores.base import Store
+from ingest.stores.base import ListedObject, Store
 
 PROCESSED, FAILED = "processed/", "failed/"
 
@@ -36,21 +39,41 @@ class S3Inbox:
     def scan(self, now: float) -> Scan:
         ready, waiting = [], []
         marker = self.settings.done_marker
-        listed: Iterable[tuple[str, int]] = self.store.list_objects(self.prefix)
-        names: set[str] = set()
-        if marker:  # a marker may be listed before or after its object: know every name first
-            listed = list(listed)
-            names = {key[len(self.prefix) :] for key, _ in listed}
-        for key, size in listed:
-            name = key[len(self.prefix) :]
-            # Like a drop folder: only the top level; processed/, failed/ and other "folders" are not input.
-            if "/" in name or not name or ignored(name) or (marker and name.endswith(marker)):
+        # Only the top level is listed: processed/ grows with every file ever taken, and is never input.
+        objects: list[ListedObject] = []
+        not_taken: dict[str, int] = {}
+        for entry in self.store.list_level(self.prefix):
+            if isinstance(entry, ListedObject):
+                objects.append(entry)
+                continue
+            sub = entry.key[len(self.prefix) :]
+            if sub in (PROCESSED, FAILED) or ignored(sub.rstrip("/")):
+                continue
+            count = self._count_below(entry.key)
+            if count:
+                not_taken[f"s3://{self.store.bucket}/{entry.key}"] = count
+        names = {o.key[len(self.prefix) :] for o in objects}  # a marker may be listed before or after its object
+        for listed in objects:
+            key, name = listed.key, listed.key[len(self.prefix) :]
+            if not name or ignored(name) or (marker and name.endswith(marker)):
                 continue
             if marker and name + marker not in names:
                 waiting.append(f"s3://{self.store.bucket}/{key}")  # its uploader has not said it is done
                 continue
-            ready.append(Candidate(key, name, size, f"s3://{self.store.bucket}/{key}"))
-        return Scan(ready, waiting)
+            ready.append(Candidate(key, name, listed.size, f"s3://{self.store.bucket}/{key}"))
+        return Scan(ready, waiting, not_taken)
+
+    def _count_below(self, sub_prefix: str) -> int:
+        """Objects at any depth under ``sub_prefix`` that would be input at the top level: not hidden or
+        temporary, nor under a hidden "folder", nor done markers (``Scan.not_taken``)."""
+        marker = self.settings.done_marker
+        count = 0
+        for key, _size in self.store.list_objects(sub_prefix):
+            *folders, name = key[len(sub_prefix) :].split("/")
+            if not name or ignored(name) or any(map(ignored, folders)) or (marker and name.endswith(marker)):
+                continue
+            count += 1
+        return count
 
     def read(self, candidate: Candidate, max_bytes: int, now: float) -> bytes | None:
         if candidate.size > max_bytes:

@@ -27,6 +27,26 @@ class Stored:
     etag: str
 
 
+@dataclass(frozen=True)
+class ListedObject:
+    """An object one level under the listed prefix (``Store.list_level``): its full key and size in bytes."""
+
+    key: str
+    size: int
+
+
+@dataclass(frozen=True)
+class ListedPrefix:
+    """A sub-prefix one level under the listed prefix (S3's ``CommonPrefixes``): the listed prefix plus one
+    more segment, ending in ``/`` (``in/2024/`` under ``in/``). What lies below it was not listed."""
+
+    key: str
+
+
+#: One entry of ``Store.list_level``.
+Listed = ListedObject | ListedPrefix
+
+
 class Store(Protocol):
     """Objects in one bucket, with S3's conditional writes. Keys are full keys (any prefix included).
 
@@ -92,6 +112,20 @@ class Store(Protocol):
         it walks folders, so ``a/x`` comes before ``a-b`` (``-`` sorts below ``/``), and a ``start_after``
         equal to a folder name (``a`` with ``a/x`` stored) skips that folder. Page with ``start_after`` only
         over flat folders (``changes/``), where every backend agrees.
+        """
+        ...
+
+    def list_level(self, prefix: str) -> Iterator[Listed]:
+        """One level under ``prefix``, as S3 lists with ``Delimiter="/"``: each key with no ``/`` after
+        ``prefix`` as a ``ListedObject``, and each deeper "folder" once, as a ``ListedPrefix`` (``prefix`` up
+        to and including the next ``/``), however many keys it holds: what lies below a sub-prefix costs
+        nothing to list. ``prefix`` is a plain string prefix, as in ``list_objects``; it normally ends in
+        ``/``, and an object named exactly ``prefix`` (a "folder marker") is listed as an object.
+
+        Lazy and paged as ``list_objects`` (one request per page of objects and sub-prefixes together).
+        Order is lexical by key, sub-prefixes among the objects, on S3 and in the memory store; SeaweedFS
+        pages by walking folders, so ``a/`` can come before ``a-b``. Rely on which entries come, not on
+        their order.
         """
         ...
 

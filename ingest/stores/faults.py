@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 from ingest.errors import StoreError, StoreUnavailable
 
 if TYPE_CHECKING:
-    from ingest.stores.base import Store, Stored
+    from ingest.stores.base import Listed, Store, Stored
 
 T = TypeVar("T")
 When = Literal["before", "after"]
@@ -34,7 +34,7 @@ When = Literal["before", "after"]
 #: The methods that change the store: what ``fail_at`` counts.
 WRITES = frozenset({"put", "put_new", "replace", "delete", "copy"})
 #: Every method a fault can be injected into (``credential_values`` makes no request).
-OPERATIONS = WRITES | {"ensure_bucket", "get", "exists", "list_keys", "list_objects"}
+OPERATIONS = WRITES | {"ensure_bucket", "get", "exists", "list_keys", "list_objects", "list_level"}
 
 
 class FaultyStore:
@@ -147,6 +147,9 @@ class FaultyStore:
 
     def list_objects(self, prefix: str, start_after: str = "") -> Iterator[tuple[str, int]]:
         return self._listing("list_objects", prefix, lambda: self.inner.list_objects(prefix, start_after))
+
+    def list_level(self, prefix: str) -> Iterator[Listed]:
+        return self._listing("list_level", prefix, lambda: self.inner.list_level(prefix))
 
 
 if TYPE_CHECKING:  # mypy proves FaultyStore keeps to the protocol

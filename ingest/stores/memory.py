@@ -3,7 +3,8 @@
 Like httpx's ``MockTransport``: a fake that honours the real contract (``tests/stores/test_contract.py``
 runs the same cases against it and against SeaweedFS). ETags are S3's for single-part uploads (the quoted
 MD5 hex of the body), conditions are checked and applied under one lock, so racing writers behave as they
-do against S3, and ``calls`` counts requests by HTTP method so tests can hold a request budget.
+do against S3, and ``calls`` counts requests by HTTP method so tests can hold a request budget
+(``listings`` tells the LIST requests apart).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ingest.errors import StoreError
-from ingest.stores.base import Stored
+from ingest.stores.base import Listed, ListedObject, ListedPrefix, Stored
 
 if TYPE_CHECKING:
     from ingest.stores.base import Store
@@ -41,11 +42,16 @@ class MemoryStore:
     Content types are accepted and dropped: nothing in the ``Store`` API reads them back.
     """
 
-    def __init__(self, bucket: str = "memory") -> None:
+    def __init__(self, bucket: str = "memory", *, page_size: int = PAGE_SIZE) -> None:
         self.bucket = bucket
+        #: Keys (and sub-prefixes) per LIST request; smaller only so tests can page past a page cheaply.
+        self.page_size = page_size
         #: Requests made, by HTTP method: "GET", "HEAD", "PUT", "DELETE", "LIST", "COPY" (a copy is a PUT
         #: on the wire; it is counted apart so a test can tell a server-side move from an upload).
         self.calls: Counter[str] = Counter()
+        #: LIST requests by their ``(Prefix, Delimiter)``: ``("in/", "/")`` for one level of ``in/`` (``list_level``),
+        #: ``("in/", "")`` for everything under it; so a test can tell which prefixes were listed, and how.
+        self.listings: Counter[tuple[str, str]] = Counter()
         self._objects: dict[str, Stored] = {}
         self._lock = threading.Lock()
 
@@ -114,12 +120,45 @@ class MemoryStore:
         while True:
             with self._lock:
                 self.calls["LIST"] += 1
-                found = sorted(k for k in self._objects if k.startswith(prefix) and k > after)[:PAGE_SIZE]
+                self.listings[prefix, ""] += 1
+                found = sorted(k for k in self._objects if k.startswith(prefix) and k > after)[: self.page_size]
                 page = [(k, len(self._objects[k].body)) for k in found]
             yield from page
-            if len(page) < PAGE_SIZE:
+            if len(page) < self.page_size:
                 return
             after = page[-1][0]
+
+    def list_level(self, prefix: str) -> Iterator[Listed]:
+        after, below = "", None  # the last entry listed; the sub-prefix it was, whose keys are all listed
+        while True:
+            with self._lock:
+                self.calls["LIST"] += 1
+                self.listings[prefix, "/"] += 1
+                page, truncated = self._level_page(prefix, after, below)
+            yield from page
+            if not truncated:
+                return
+            after = page[-1].key
+            below = after if isinstance(page[-1], ListedPrefix) else None
+
+    def _level_page(self, prefix: str, after: str, below: str | None) -> tuple[list[Listed], bool]:
+        """One page of ``list_level``, and whether more follow. Called under the lock."""
+        keys = sorted(
+            k for k in self._objects if k.startswith(prefix) and k > after and not (below and k.startswith(below))
+        )
+        page: list[Listed] = []
+        for key in keys:
+            slash = key.find("/", len(prefix))
+            entry: Listed = ListedObject(key, len(self._objects[key].body))
+            if slash != -1:
+                # A sub-prefix's keys sort together, right after it: it is new only at the first of them.
+                if page and page[-1].key == key[: slash + 1]:
+                    continue
+                entry = ListedPrefix(key[: slash + 1])
+            if len(page) == self.page_size:
+                return page, True
+            page.append(entry)
+        return page, False
 
     def _write(self, key: str, body: bytes) -> str:
         stored = Stored(body=bytes(body), etag=etag_of(body))

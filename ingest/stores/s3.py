@@ -34,7 +34,7 @@ from urllib3.exceptions import ProtocolError
 
 from ingest.errors import ConfigError, StoreDenied, StoreError, StoreUnavailable
 from ingest.retry import policy
-from ingest.stores.base import Stored
+from ingest.stores.base import Listed, ListedObject, ListedPrefix, Stored
 
 __all__ = ["S3Store", "is_transient"]
 
@@ -64,6 +64,8 @@ _TRANSIENT_EXC = (EndpointConnectionError, ConnectionClosedError, ConnectTimeout
 # Not every one of these is retried (an SSL or proxy failure is not), but each means the server was not reached.
 _UNREACHABLE_EXC = (BotoConnectionError, HTTPClientError, ProtocolError)
 _DENIED_CODES = frozenset({"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"})
+#: Keys per LIST request: S3's largest page (``MaxKeys``), and its default.
+PAGE_SIZE = 1000
 
 
 def _status(exc: ClientError) -> int | None:
@@ -101,11 +103,19 @@ class S3Store:
     """Documents, raw inputs and the changes feed in one bucket, under one prefix."""
 
     def __init__(
-        self, bucket: str, *, attempts: int = 6, max_seconds: float = 60.0, client: S3Client | None = None
+        self,
+        bucket: str,
+        *,
+        attempts: int = 6,
+        max_seconds: float = 60.0,
+        client: S3Client | None = None,
+        page_size: int = PAGE_SIZE,
     ) -> None:
         self.bucket = bucket
         self.attempts = attempts
         self.max_seconds = max_seconds
+        #: Keys (and sub-prefixes) per LIST request; smaller only so tests can page past a page cheaply.
+        self.page_size = page_size
         # botocore's own retries are off: tenacity (ingest.retry) is the one layer that retries.
         config = Config(
             retries={"total_max_attempts": 1, "mode": "standard"},
@@ -308,7 +318,7 @@ class S3Store:
         """``(key, size)`` under ``prefix`` in lexical order, after ``start_after``."""
         token: str | None = None
         while True:
-            kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+            kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": self.page_size}
             if token:
                 kwargs["ContinuationToken"] = token
             elif start_after:
@@ -316,6 +326,28 @@ class S3Store:
             page = self._call(f"LIST {prefix}", prefix, functools.partial(self.client.list_objects_v2, **kwargs))
             for item in page.get("Contents", []):
                 yield item["Key"], int(item.get("Size", 0))
+            if not page.get("IsTruncated"):
+                return
+            token = page.get("NextContinuationToken")
+
+    def list_level(self, prefix: str) -> Iterator[Listed]:
+        """Objects and sub-prefixes one level under ``prefix`` (``Delimiter="/"``), page by page."""
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {
+                "Bucket": self.bucket,
+                "Prefix": prefix,
+                "Delimiter": "/",
+                "MaxKeys": self.page_size,
+            }
+            if token:
+                kwargs["ContinuationToken"] = token
+            call = functools.partial(self.client.list_objects_v2, **kwargs)
+            page = self._call(f"LIST {prefix} (one level)", prefix, call)
+            entries: list[Listed] = [ListedObject(o["Key"], int(o.get("Size", 0))) for o in page.get("Contents", [])]
+            entries += [ListedPrefix(p["Prefix"]) for p in page.get("CommonPrefixes", []) if "Prefix" in p]
+            # S3 answers objects and sub-prefixes in two lists; one page is one stretch of the key order.
+            yield from sorted(entries, key=lambda entry: entry.key)
             if not page.get("IsTruncated"):
                 return
             token = page.get("NextContinuationToken")

@@ -19,9 +19,10 @@ from botocore.stub import Stubber
 
 from ingest.devserver import LocalS3
 from ingest.errors import StoreDenied, StoreError, StoreUnavailable, Terminal, Transient
-from ingest.stores import MemoryStore, S3Store, Store
+from ingest.stores import Listed, ListedObject, ListedPrefix, MemoryStore, S3Store, Store
 from ingest.stores.memory import PAGE_SIZE
-from tests.conftest import BUCKET
+from tests.conftest import BUCKET, RequestCounter
+from tests.stores.conftest import MakeStore
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -29,6 +30,10 @@ if TYPE_CHECKING:
 SEAWEED_LISTS_BY_FOLDER = (
     "SeaweedFS lists by walking folders: 'a/x' comes before 'a-b' ('-' sorts below '/'), and a start_after "
     "equal to a folder name skips that folder; S3 and MemoryStore list lexically"
+)
+SEAWEED_PAGES_BY_FOLDER = (
+    "SeaweedFS pages a one-level listing by walking folders: the sub-prefix 'a/' comes before 'a-b' ('-' sorts "
+    "below '/') when they are on different pages; S3 and MemoryStore list lexically"
 )
 
 
@@ -230,9 +235,9 @@ def test_listing_is_lexical_resumes_after_start_after_and_stays_in_its_prefix(an
     assert sorted(any_store.list_keys(f"{prefix}feed")) == sorted([*expected, *siblings])
 
 
-def xfail_on_seaweedfs(request: pytest.FixtureRequest, store: Store) -> None:
+def xfail_on_seaweedfs(request: pytest.FixtureRequest, store: Store, reason: str = SEAWEED_LISTS_BY_FOLDER) -> None:
     if isinstance(store, S3Store):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=SEAWEED_LISTS_BY_FOLDER))
+        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
 
 
 def test_listing_is_lexical_across_folders(any_store: Store, prefix: str, request: pytest.FixtureRequest) -> None:
@@ -247,6 +252,85 @@ def test_start_after_a_folder_name_keeps_that_folder(
     put_all(any_store, [f"{prefix}d/a/x", f"{prefix}d/b"])
     xfail_on_seaweedfs(request, any_store)
     assert list(any_store.list_keys(f"{prefix}d/", start_after=f"{prefix}d/a")) == [f"{prefix}d/a/x", f"{prefix}d/b"]
+
+
+# ------------------------------------------------------------------ one level (Delimiter="/")
+
+
+def obj(key: str) -> ListedObject:
+    """What ``list_level`` lists for a key ``put_all`` wrote (its body is the key)."""
+    return ListedObject(key, len(key.encode()))
+
+
+def by_key(entries: list[Listed]) -> list[Listed]:
+    return sorted(entries, key=lambda entry: entry.key)
+
+
+def test_list_level_lists_objects_at_the_top_and_each_sub_prefix_once(any_store: Store, prefix: str) -> None:
+    inbox = f"{prefix}in/"
+    top = [f"{inbox}{n}" for n in ["b.txt", "a.txt", "A.txt", "é.txt"]]
+    nested = [f"{inbox}{n}" for n in ["processed/2026-01-01/x.txt", "processed/2026-01-02/y.txt", "sub/deep/z.txt"]]
+    put_all(any_store, [*top, *nested, f"{inbox}sub/w.txt", f"{prefix}in-x", f"{prefix}in2/sibling"])
+    assert list(any_store.list_level(inbox)) == [
+        obj(f"{inbox}A.txt"),
+        obj(f"{inbox}a.txt"),
+        obj(f"{inbox}b.txt"),
+        ListedPrefix(f"{inbox}processed/"),  # once, however many keys are below it; none of them listed
+        ListedPrefix(f"{inbox}sub/"),
+        obj(f"{inbox}é.txt"),
+    ]
+    assert list(any_store.list_level(f"{inbox}sub/")) == [ListedPrefix(f"{inbox}sub/deep/"), obj(f"{inbox}sub/w.txt")]
+    assert list(any_store.list_level(f"{prefix}nothing/")) == []
+    # A plain string prefix, as in list_objects: "in" also rolls up "in2/" and matches "in-x" (order: see below).
+    expected = [obj(f"{prefix}in-x"), ListedPrefix(inbox), ListedPrefix(f"{prefix}in2/")]
+    assert by_key(list(any_store.list_level(f"{prefix}in"))) == expected
+
+
+def test_list_level_lists_a_folder_marker_as_an_object(any_store: Store, prefix: str) -> None:
+    # What the S3 console's "Create folder" writes: an empty object whose key ends in "/".
+    for key in (f"{prefix}m/", f"{prefix}m/sub/"):
+        any_store.put(key, b"")
+    assert list(any_store.list_level(f"{prefix}m/")) == [
+        ListedObject(f"{prefix}m/", 0),
+        ListedPrefix(f"{prefix}m/sub/"),
+    ]
+
+
+def list_requests(store: Store) -> Callable[[], int]:
+    """How many LIST requests ``store`` has sent since this was called."""
+    if isinstance(store, MemoryStore):
+        store.calls.clear()
+        return lambda: store.calls["LIST"]
+    assert isinstance(store, S3Store)
+    counter = RequestCounter(store)  # every LIST is a GET; nothing else is sent while listing
+    return lambda: counter.calls["GET"]
+
+
+def test_list_level_pages_past_a_page(make_store: MakeStore, prefix: str) -> None:
+    store = make_store(2)
+    put_all(store, [f"{prefix}{n}" for n in ["a", "c", "e", "g", "i"]])
+    put_all(store, [f"{prefix}{d}/{n}" for d in "bdf" for n in ["1", "2", "3/x"]])  # each prefix spans pages
+    requests = list_requests(store)
+    listing = store.list_level(prefix)
+    assert requests() == 0  # lazy: nothing is sent before it is iterated
+    assert list(listing) == [
+        obj(f"{prefix}a"),
+        ListedPrefix(f"{prefix}b/"),
+        obj(f"{prefix}c"),
+        ListedPrefix(f"{prefix}d/"),
+        obj(f"{prefix}e"),
+        ListedPrefix(f"{prefix}f/"),
+        obj(f"{prefix}g"),
+        obj(f"{prefix}i"),
+    ]
+    assert 4 <= requests() <= 5  # two entries per request (a server may need one more to see the end)
+
+
+def test_list_level_is_lexical_across_pages(make_store: MakeStore, prefix: str, request: pytest.FixtureRequest) -> None:
+    store = make_store(1)
+    put_all(store, [f"{prefix}a0", f"{prefix}a/x", f"{prefix}a-b"])
+    xfail_on_seaweedfs(request, store, SEAWEED_PAGES_BY_FOLDER)
+    assert list(store.list_level(prefix)) == [obj(f"{prefix}a-b"), ListedPrefix(f"{prefix}a/"), obj(f"{prefix}a0")]
 
 
 # ------------------------------------------------------------------ S3Store's own: botocore errors arrive typed
@@ -322,6 +406,19 @@ def test_memory_store_lists_in_pages_as_s3_does() -> None:
     store.calls.clear()
     assert list(store.list_keys("k", start_after="k00000")) == keys[1:]
     assert store.calls == {"LIST": 3}
+
+
+def test_memory_store_lists_one_level_in_pages_as_s3_does() -> None:
+    store = MemoryStore()
+    top = [f"in/k{i:05d}" for i in range(PAGE_SIZE + 500)]
+    folders = [f"in/f{i:05d}/" for i in range(PAGE_SIZE // 2)]
+    for key in [*top, *(f"{folder}{n}" for folder in folders for n in ("a", "b/c"))]:
+        store.put(key, b"")
+    store.calls.clear()
+    listed = list(store.list_level("in/"))
+    assert listed == [*map(ListedPrefix, folders), *(ListedObject(key, 0) for key in top)]
+    assert store.calls == {"LIST": 2}  # 2000 entries, a thousand a page
+    assert store.listings == {("in/", "/"): 2}
 
 
 def test_memory_store_sees_writes_made_between_pages() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ingest.errors import StoreError, StoreUnavailable
-from ingest.stores import FaultyStore, MemoryStore, Store
+from ingest.stores import FaultyStore, Listed, ListedObject, ListedPrefix, MemoryStore, Store
 
 
 class ProcessDied(BaseException):
@@ -139,6 +139,22 @@ def test_listing_faults_fire_when_iteration_starts_or_after_the_last_key() -> No
     with pytest.raises(StoreUnavailable):
         seen.extend(FaultyStore(inner, rate=1.0, before=False).list_keys("k"))
     assert seen == ["k1", "k2"]
+
+
+def test_a_one_level_listing_faults_as_the_other_listings() -> None:
+    inner = MemoryStore()
+    for key in ("in/a", "in/sub/b"):
+        inner.put(key, b"")
+    with pytest.raises(StoreUnavailable, match="before list_level in/"):
+        next(FaultyStore(inner, rate=1.0, after=False).list_level("in/"))
+    assert inner.calls["LIST"] == 0  # never reached the store
+    seen: list[Listed] = []
+    faulty = FaultyStore(inner, rate=1.0, before=False, operations=frozenset({"list_level"}))
+    with pytest.raises(StoreUnavailable):
+        seen.extend(faulty.list_level("in/"))
+    assert seen == [ListedObject("in/a", 0), ListedPrefix("in/sub/")]
+    assert list(faulty.list_keys("in/")) == ["in/a", "in/sub/b"]  # only list_level was asked to fail
+    assert faulty.stats == {"after list_level": 1}
 
 
 @pytest.mark.parametrize(
