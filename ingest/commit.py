@@ -12,6 +12,26 @@ A crash between any two writes is repaired by running again. A lost race on step
 when it holds our content it is ours (a retried request that had succeeded, or a run that died before
 step 4) and we carry on from step 2; otherwise we try the next number. Rollback is the same claim and
 publish, without an input to archive.
+
+One article's storage failure never sinks the others. When a request for one article still fails
+transiently after the store's retries (``StoreUnavailable``, or ``StoreConflict`` after ``MAX_RACES``),
+that input's outcome is ``failed`` with check ``storage``, naming the request, and it is left for the
+next run, which repairs it as it repairs a crash (it finds its own version and carries on). Which step
+failed decides what else is held back:
+
+* steps 0-2 (read, claim, raw): nothing of it reaches the feed; later files of the same article in the
+  batch are not tried either (``failed``, check ``storage``), so the next run writes them in their order;
+* step 3 (the batch's changes object): every version written in steps 1-2 of the batch is ``failed``,
+  and none of their latest pointers moves (a latest ahead of the feed would make the next run see
+  ``unchanged`` and never announce the version);
+* step 4 (one latest pointer): that article's newest input is ``failed``; its version is in the feed.
+
+The feed thus lists every version whose input is reported stored, and a version that was written but
+not announced is announced by the run that finishes it. When *every* input of the batch failed so, one
+more read asks whether the store answers at all: if not, it is down rather than some requests unlucky,
+and that error is raised as before (the run stops with nothing of the batch moved; ``watch`` waits and
+tries again). A terminal error (``StoreDenied``, ``StoreCorrupt``) or an untyped ``StoreError`` always
+stops the batch.
 """
 
 from __future__ import annotations
@@ -24,8 +44,8 @@ from datetime import datetime
 
 from ingest.archive import load_document
 from ingest.clock import Clock, utcnow
-from ingest.errors import Check, InvalidDocument, NotFound, StoreConflict
-from ingest.keys import Keys, changes_key, raw_content_type
+from ingest.errors import Check, InputError, InvalidDocument, NotFound, StoreConflict, StoreError, Transient
+from ingest.keys import Keys, changes_key, raw_content_type, run_key
 from ingest.models import ChangeEntry, Document
 from ingest.outcome import Outcome, OutcomeWord
 from ingest.prepare import Prepared
@@ -34,6 +54,8 @@ from ingest.versioning import new_version, stale_reason, unrelated
 
 #: Races lost in a row on one article before giving up (each loss means another writer progressed).
 MAX_RACES = 64
+
+
 def new_run_id(now: datetime) -> str:
     """A run id that sorts by start time: ``20261124T083000-1a2b3c``."""
     return now.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
@@ -70,12 +92,20 @@ class Committer:
         self.clock = clock
         self.run_id = run_id or new_run_id(clock())
         self._batches = 0
+        self._backfill = False
 
     def commit(
-        self, batch: Sequence[Prepared | Outcome], *, note: str | None = None, editor: str | None = None
+        self,
+        batch: Sequence[Prepared | Outcome],
+        *,
+        note: str | None = None,
+        editor: str | None = None,
+        backfill: bool = False,
     ) -> list[Outcome]:
         """Commit one batch; one outcome per entry, in order. Entries that are already outcomes (refused
-        files) pass through. ``note``/``editor`` apply to every item (an input can also carry them)."""
+        files) pass through. ``note``/``editor`` apply to every item (an input can also carry them);
+        ``backfill`` marks the batch's change entries as an archive load."""
+        self._backfill = backfill
         results: list[Outcome | _Written | None] = [e if isinstance(e, Outcome) else None for e in batch]
         # Articles are independent (races on one id are settled by conditional writes), so their requests
         # run side by side; files of one article keep their input order (the later one is the newer
@@ -86,15 +116,27 @@ class Committer:
                 groups.setdefault(item.id, []).append((index, item))
         if groups:
             self.store.ensure_bucket()
+        unfinished: dict[int, _Unfinished] = {}  # by batch position: inputs left for the next run
 
         def write_group(group: list[tuple[int, Prepared]]) -> None:
             latest: _Latest | None = None
-            for index, item in group:
-                results[index], latest = self._write(item, note or item.note, editor or item.editor, latest)
+            for n, (index, item) in enumerate(group):
+                try:
+                    results[index], latest = self._write(item, note or item.note, editor or item.editor, latest)
+                except _Unfinished as exc:
+                    unfinished[index] = exc
+                    for later, _ in group[n + 1 :]:  # not tried: the next run writes them in their order
+                        unfinished[later] = _Unfinished(exc.error, _EARLIER_FILE)
+                    return
 
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="commit") as pool:
-            list(pool.map(write_group, groups.values()))  # re-raises the first failure: no slot stays None
-            self._publish([r for r in results if isinstance(r, _Written)], pool.map)
+            list(pool.map(write_group, groups.values()))  # re-raises any other failure; slots left: unfinished
+            unfinished |= self._publish({i: r for i, r in enumerate(results) if isinstance(r, _Written)}, pool.map)
+        inputs = {index: item for group in groups.values() for index, item in group}
+        if unfinished and len(unfinished) == len(inputs) and (down := self._unreachable()) is not None:
+            raise down  # nothing of the batch got through, and the store does not answer: it is down
+        for index, left in unfinished.items():
+            results[index] = left.outcome(inputs[index].path, inputs[index].id)
         return [r.outcome if isinstance(r, _Written) else r for r in results if r is not None]
 
     def rollback(self, article_id: str, to: int, note: str, editor: str | None) -> Outcome:
@@ -134,7 +176,8 @@ class Committer:
         doc, body = claimed
         outcome = Outcome(path, _word(doc), article_id, doc.version, keys.version(doc.version))
         written = _Written(outcome, doc, body, latest.etag)
-        self._publish([written], map)
+        self._write_changes([doc])  # one article: any storage failure is the rollback's (raised)
+        self._point_latest(written)
         return written.outcome
 
     # ---- steps 0-2
@@ -143,7 +186,18 @@ class Committer:
         self, item: Prepared, note: str | None, editor: str | None, latest: _Latest | None
     ) -> tuple[Outcome | _Written, _Latest]:
         """Steps 0-2 for one input. ``latest`` (from the previous file of the same article in this batch)
-        saves re-reading ``latest.json``, which only moves in step 4."""
+        saves re-reading ``latest.json``, which only moves in step 4. A transient storage failure is raised
+        as ``_Unfinished``, saying what was written."""
+        try:
+            return self._write_steps(item, note, editor, latest)
+        except StoreError as exc:
+            if not isinstance(exc, Transient):
+                raise
+            raise _Unfinished(exc, "not stored") from exc
+
+    def _write_steps(
+        self, item: Prepared, note: str | None, editor: str | None, latest: _Latest | None
+    ) -> tuple[Outcome | _Written, _Latest]:
         keys = Keys(self.prefix, item.id)
         latest = latest or self._read_latest(keys)
         content, sha = item.content, item.content_sha256
@@ -184,7 +238,12 @@ class Committer:
         if isinstance(claimed, Outcome):
             return claimed, _Latest(seen[-1], latest.etag) if seen else latest
         doc, body = claimed
-        self.store.put_new(keys.raw(doc.version, item.raw_ext), item.raw, raw_content_type(item.raw_ext))
+        try:
+            self.store.put_new(keys.raw(doc.version, item.raw_ext), item.raw, raw_content_type(item.raw_ext))
+        except StoreError as exc:
+            if not isinstance(exc, Transient):
+                raise
+            raise _Unfinished(exc, f"v{doc.version} written, but not its raw input", written=True) from exc
         outcome = Outcome(item.path, _word(doc), item.id, doc.version, keys.version(doc.version))
         return _Written(outcome, doc, body, latest.etag), _Latest(doc, latest.etag)
 
@@ -215,6 +274,7 @@ class Committer:
         run that died after this step), which is then carried on with rather than written again. Versions
         other writers won are appended to ``seen``.
         """
+        key = keys.version(prev.version + 1 if prev else 1)
         for _ in range(MAX_RACES):
             done = settle(prev)
             if done is not None:
@@ -234,20 +294,53 @@ class Committer:
             if seen is not None:
                 seen.append(theirs)
         raise StoreConflict(
-            f"gave up on {keys.id} after losing {MAX_RACES} races in a row", operation="PUT", key=keys.version(0)
+            f"gave up on {keys.id} after losing {MAX_RACES} races in a row for {key}", operation="PUT", key=key
         )
+
+    def _unreachable(self) -> StoreError | None:
+        """Why the store does not answer a read (one that no batch writes to), or None when it does. Asked
+        only when nothing of a batch could be stored: it tells a store that is down from unlucky requests."""
+        try:
+            self.store.get(run_key(self.prefix, self.run_id))
+        except StoreError as exc:
+            if not isinstance(exc, Transient):
+                raise
+            return exc
+        return None
 
     # ---- steps 3-4
 
-    def _publish(self, written: list[_Written], mapper: Callable[..., Iterable[object]]) -> None:
+    def _publish(
+        self, written: dict[int, _Written], mapper: Callable[..., Iterable[_Unfinished | None]]
+    ) -> dict[int, _Unfinished]:
         """One changes object for the batch, then the latest pointer of each article (only its highest new
-        version needs one)."""
-        self._write_changes([w.document for w in written])
-        newest: dict[str, _Written] = {}
-        for w in written:
-            if w.document.id not in newest or w.document.version > newest[w.document.id].document.version:
-                newest[w.document.id] = w
-        list(mapper(self._point_latest, newest.values()))
+        version needs one). Returns, by batch position, the inputs a transient failure left unfinished:
+        all of them when the changes object could not be written (no latest pointer moves then)."""
+        try:
+            self._write_changes([w.document for w in written.values()])
+        except StoreError as exc:
+            if not isinstance(exc, Transient):
+                raise
+            done = "written, but not its entry in the changes feed"
+            return {i: _Unfinished(exc, f"v{w.document.version} {done}", written=True) for i, w in written.items()}
+        newest: dict[str, int] = {}
+        for index, w in written.items():
+            mine = newest.get(w.document.id)
+            if mine is None or w.document.version > written[mine].document.version:
+                newest[w.document.id] = index
+
+        def point(index: int) -> _Unfinished | None:
+            try:
+                self._point_latest(written[index])
+            except StoreError as exc:
+                if not isinstance(exc, Transient):
+                    raise
+                done = f"v{written[index].document.version} written and in the changes feed, but latest.json not moved"
+                return _Unfinished(exc, done, written=True)
+            return None
+
+        failed = dict(zip(newest.values(), mapper(point, newest.values()), strict=True))
+        return {index: unfinished for index, unfinished in failed.items() if unfinished is not None}
 
     def _write_changes(self, docs: list[Document]) -> None:
         if not docs:
@@ -261,6 +354,7 @@ class Committer:
                 content_sha256=d.content_sha256,
                 time=d.created_at,
                 embargoed=d.embargoed,
+                backfill=self._backfill,
             ).model_dump_json()
             for d in docs
         ]
@@ -280,6 +374,29 @@ class Committer:
                 return  # a newer (or our own retried) write is already there
             etag = current.etag if current else None
         raise StoreConflict(f"could not update {key} after {MAX_RACES} tries", operation="PUT", key=key)
+
+
+class _Unfinished(Exception):
+    """One input's writes stopped at a transient storage failure, ``error``; ``done`` says how far they got."""
+
+    def __init__(self, error: StoreError, done: str, *, written: bool = False) -> None:
+        super().__init__(done)
+        self.error = error
+        self.done = done
+        #: A version was written: the next run finds it and carries on from it.
+        self.written = written
+
+    def outcome(self, path: str, article_id: str) -> Outcome:
+        """``failed``, check ``storage``: one line naming the request that kept failing and what was written."""
+        detail = " ".join(str(self.error).split())  # one line, whatever the store's message holds
+        if self.error.key and self.error.key not in detail:
+            detail = f"{self.error.operation} {self.error.key}: {detail}".strip()
+        then = ", which carries on from it" if self.written else ""
+        reason = f"{self.done}: {detail}; left for the next run{then}"
+        return Outcome(path, "failed", article_id, error=InputError(path, reason, check=Check.STORAGE))
+
+
+_EARLIER_FILE = "not tried, as an earlier file of this article in the batch was not stored"
 
 
 def _word(doc: Document) -> OutcomeWord:

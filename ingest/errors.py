@@ -3,7 +3,8 @@
 ::
 
     IngestError                  base of everything below; str() is the one-line message users see
-    ├── InputError               one file is refused; the run goes on with the others (exit 1)
+    ├── InputError               one file is refused; the run goes on with the others (exit 1); with
+    │                            check ``storage``, its storage kept failing: left for the next run
     │   ├── ReadError            cannot be read as text: missing, too large, binary, bad encoding
     │   ├── ParseError           read, but not a well-formed article of its format
     │   ├── InvalidDocument      parsed, but the document breaks a rule (no headline, no body, bad id)
@@ -67,9 +68,14 @@ class Check(StrEnum):
     ROLLBACK = "rollback"
     # reading back (NotFound)
     NOT_FOUND = "not-found"
+    #: Storage kept failing for this file's requests (transiently) after every retry: it is not refused,
+    #: but left in its source for the next run, which carries on from what was written (``ingest.commit``).
+    STORAGE = "storage"
     # anything else that went wrong with one file
     INPUT = "input"
     INTERNAL = "internal"
+    #: A file whose task stopped its worker ``max_deliveries`` times (crash, memory, time limit).
+    WORKER_LOST = "worker-lost"
 
 
 def printable(text: str) -> str:

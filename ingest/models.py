@@ -319,6 +319,11 @@ class ChangeEntry(_Model):
         default=None,
         description="The version's embargo: not to be published before this time; a CMS must hold it until then.",
     )
+    backfill: bool = Field(
+        default=False,
+        description="Stored by an archive load (`ingest backfill`), not fresh news: a CMS may index it "
+        "without alerting anyone.",
+    )
 
 
 # ---------------------------------------------------------------------------------------------- input

@@ -15,7 +15,7 @@ import pytest
 
 from ingest.archive import Archive
 from ingest.commit import MAX_RACES, Committer
-from ingest.errors import NotFound, ReadError, StoreConflict
+from ingest.errors import NotFound, ReadError
 from ingest.keys import Keys
 from ingest.models import ChangeEntry, Document
 from ingest.outcome import Outcome
@@ -199,7 +199,7 @@ def test_a_version_someone_else_claimed_first_is_skipped_and_ours_is_next() -> N
     assert doc(store, Keys(PREFIX, "bridge").latest).version == 3
 
 
-def test_losing_every_race_gives_up_with_a_conflict() -> None:
+def test_losing_every_race_gives_up_on_that_article_with_a_storage_failure() -> None:
     class AlwaysTaken(MemoryStore):
         """Another writer always claims the version number just before we do, with other content."""
 
@@ -209,8 +209,9 @@ def test_losing_every_race_gives_up_with_a_conflict() -> None:
                 super().put_new(key, theirs.to_json())
             return super().put_new(key, body, content_type)
 
-    with pytest.raises(StoreConflict, match=f"after losing {MAX_RACES} races"):
-        committer(AlwaysTaken()).commit([item()])
+    (lost,) = committer(AlwaysTaken()).commit([item()])  # that article's own failure; the store answers
+    assert lost.outcome == "failed" and lost.error is not None and lost.error.check == "storage"
+    assert f"after losing {MAX_RACES} races in a row for t/articles/bridge/v" in lost.error.reason
 
 
 # Writes of one new version, in order: 1 version, 2 raw, 3 changes batch, 4 latest.

@@ -15,63 +15,85 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from ingest.api import ingest_files
 from ingest.errors import StoreDenied
 from ingest.keys import Keys
 from ingest.models import Document
 from ingest.settings import Settings
 from ingest.stores.s3 import S3Store
 from tests.conftest import BUCKET, RequestCounter, cli, read_feed, stored_versions
-from tests.faultproxy import FaultProxy, proxied_client
+from tests.faultproxy import FaultProxy
 
 pytestmark = pytest.mark.s3
 
 ARTICLES = 150
 
 
-def proxied_store(proxy: FaultProxy, attempts: int = 12, max_seconds: float = 60) -> S3Store:
-    return S3Store(BUCKET, attempts=attempts, max_seconds=max_seconds, client=proxied_client(proxy))
-
-
 def test_a_quarter_of_requests_faulted_still_lands_every_article_exactly_once(
-    tmp_path: Path, settings: Settings, store: S3Store, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, cli_env: dict[str, str], prefix: str, store: S3Store
 ) -> None:
-    proxy = FaultProxy(os.environ["AWS_ENDPOINT_URL"], rate=0.25, seed=7, slow_seconds=0.03)
-    faulty = proxied_store(proxy)
-    paths = []
+    # The CLI as cron runs it, in its own process (its worker processes' log lines included), with the
+    # shipped retry policy (defaults only: not config/ingest.yaml), through the proxy.
+    proxy = FaultProxy(cli_env["AWS_ENDPOINT_URL"], rate=0.25, seed=7, slow_seconds=0.03)
+    defaults = tmp_path / "defaults.yaml"
+    defaults.write_text("")
+    env = {**cli_env, "AWS_ENDPOINT_URL": proxy.url, "INGEST_CONFIG": str(defaults), "INGEST_BATCH_SIZE": "50"}
+    drop = tmp_path / "drop"
+    drop.mkdir()
     for n in range(ARTICLES):
-        path = tmp_path / f"wire-{n:03d}.txt"
+        path = drop / f"wire-{n:03d}.txt"
         path.write_text(f"Wire story {n}\n\nFirst paragraph of {n}.\n\nREAD MORE Other story\n\nLast paragraph.\n")
-        paths.append(path)
-    settings = settings.model_copy(update={"batch_size": 50})
-    with caplog.at_level("WARNING", logger="ingest.retry"):
-        first = ingest_files(paths, settings, faulty)
-    assert [o.outcome for o in first] == ["created"] * ARTICLES
+        os.utime(path, (time.time() - 60, time.time() - 60))
+    names = sorted(p.name for p in drop.iterdir())
+
+    first = _ingest("run", "--source", str(drop), "--log-format", "text", env=env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert _lines(first.stdout, "created") == names  # a line per file, each stored
+    processed = sorted((drop / "processed").rglob("*.txt"))
+    assert [p.name for p in processed] == names and not list(drop.glob("*.txt"))
     injected = {k: v for k, v in proxy.stats.items() if k != "ok"}
     assert set(injected) == {"slowdown", "error500", "drop", "lost", "slow"}, proxy.stats
     assert sum(proxy.stats.values()) > 4 * ARTICLES
-    retries = [r for r in caplog.records if r.name == "ingest.retry"]
+    retries = [line for line in first.stderr.splitlines() if "retrying " in line]
     assert len(retries) >= injected["slowdown"] + injected["error500"]  # one log line per retry
 
-    again = ingest_files(paths, settings, faulty)
-    assert [o.outcome for o in again] == ["unchanged"] * ARTICLES
+    again = _ingest("file", *map(str, processed), env=env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert _lines(again.stdout, "unchanged") == names
 
-    fixed = paths[::10]
+    fixed = processed[::10]
     for path in fixed:
         path.write_text(path.read_text().replace("Last paragraph.", "Last paragraph, corrected."))
-    corrected = ingest_files(fixed, settings, faulty, note="Fixed the last paragraph", editor="Desk")
-    assert [(o.outcome, o.version) for o in corrected] == [("updated", 2)] * len(fixed)
+    corrected = _ingest("file", "--note", "Fixed the last paragraph", "--editor", "Desk", *map(str, fixed), env=env)
+    assert corrected.returncode == 0, corrected.stderr[-3000:]
+    assert _lines(corrected.stdout, "updated") == [p.name for p in fixed]
+    assert all(line.endswith("/v2.json") for line in corrected.stdout.splitlines())
     proxy.close()
 
-    for path in paths:  # read back directly, not through the proxy
-        keys = Keys(settings.prefix, path.stem)
+    for path in processed:  # read back directly, not through the proxy
+        keys = Keys(prefix, path.stem)
         expected = [1, 2] if path in fixed else [1]
         assert [d.version for d in stored_versions(store, keys)] == expected, path.name
         latest = store.get(keys.latest)
         assert latest is not None and latest == store.get(keys.version(expected[-1]))
         assert store.get(keys.raw(expected[-1], ".txt")) is not None
-    pairs = {(e.id, e.version) for e in read_feed(store, settings.prefix)}
-    assert pairs == {(p.stem, 1) for p in paths} | {(p.stem, 2) for p in fixed}
+    pairs = {(e.id, e.version) for e in read_feed(store, prefix)}
+    assert pairs == {(p.stem, 1) for p in processed} | {(p.stem, 2) for p in fixed}
+
+
+def _ingest(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ingest", *args], env=env, capture_output=True, text=True, timeout=600)
+
+
+def _lines(stdout: str, outcome: str) -> list[str]:
+    """The file names of the ``<outcome>  <path> -> <key>`` lines, sorted; any other file line fails."""
+    names = []
+    for line in stdout.splitlines():
+        if line.startswith("run "):  # the run's summary
+            continue
+        word, path, arrow, _key = line.split()
+        assert (word, arrow) == (outcome, "->"), line
+        names.append(Path(path).name)
+    return sorted(names)
 
 
 def test_permanent_errors_are_not_retried(settings: Settings, local_s3: object) -> None:

@@ -106,7 +106,7 @@ class S3Store:
         self,
         bucket: str,
         *,
-        attempts: int = 6,
+        attempts: int = 12,
         max_seconds: float = 60.0,
         client: S3Client | None = None,
         page_size: int = PAGE_SIZE,
