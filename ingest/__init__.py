@@ -12,7 +12,20 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from ingest.api import formats, ingest_files, open_sources, open_store, preview_files, retry_failed, rollback
+from ingest.api import (
+    backfill,
+    committer_for,
+    dispatched_files,
+    dispatcher,
+    formats,
+    ingest_files,
+    open_sources,
+    open_store,
+    preview_files,
+    retry_failed,
+    rollback,
+    start_worker,
+)
 from ingest.archive import Archive
 from ingest.commit import Committer
 from ingest.errors import (
@@ -91,6 +104,10 @@ __all__ = [
     "StoreUnavailable",
     "VersionRecord",
     "__version__",
+    "backfill",
+    "committer_for",
+    "dispatched_files",
+    "dispatcher",
     "formats",
     "ingest_files",
     "load_settings",
@@ -102,5 +119,6 @@ __all__ = [
     "rollback",
     "run_once",
     "setup_logging",
+    "start_worker",
     "watch",
 ]

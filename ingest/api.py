@@ -9,22 +9,29 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ingest import runner
 from ingest.clock import Clock, utcnow
 from ingest.commit import Committer
+from ingest.lanes import LaneCommitter, processes_for
 from ingest.models import Document
 from ingest.outcome import Outcome
 from ingest.parsers import Parser, registry
 from ingest.prepare import Prepared, guarded, prepare_file, preview
-from ingest.report import redact_values
+from ingest.report import LogFormat, redact_values
 from ingest.rules import check_settings, rules_for
-from ingest.settings import Settings
+from ingest.runner import Commits
+from ingest.settings import Settings, pick_sources
 from ingest.sources import Source
 from ingest.split import Rules
 from ingest.stores.base import Store
 from ingest.stores.s3 import S3Store
 from ingest.versioning import safe_id
+
+if TYPE_CHECKING:
+    from ingest.backfills import Progress
+    from ingest.engine import Dispatcher
 
 
 def open_store(settings: Settings, bucket: str | None = None) -> Store:
@@ -74,12 +81,14 @@ def ingest_files(
     editor: str | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
     clock: Clock = utcnow,
+    committer: Commits | None = None,
 ) -> list[Outcome]:
     """Ingest files in batches of ``settings.batch_size`` (``ingest file``). Bad files become ``failed``
-    outcomes; a storage failure raises ``StoreError`` (the run cannot go on)."""
+    outcomes; a storage failure raises ``StoreError`` (the run cannot go on). ``committer`` (e.g. from
+    ``committer_for``) writes the batches; by default one process does."""
     check_settings(settings)  # a bad rule or format is a ConfigError before any file is read
     rules = rules_for(settings)
-    committer = Committer(store, settings.prefix, workers=settings.workers, clock=clock)
+    committer = committer or Committer(store, settings.prefix, workers=settings.workers, clock=clock)
     outcomes: list[Outcome] = []
     for start in range(0, len(paths), settings.batch_size):
         chunk = paths[start : start + settings.batch_size]
@@ -89,6 +98,16 @@ def ingest_files(
             if on_outcome:
                 on_outcome(outcome)
     return outcomes
+
+
+def committer_for(settings: Settings, store: Store, log: tuple[LogFormat, bool] = ("text", False)) -> Commits:
+    """What writes batches for ``ingest file`` and ``ingest run``: with more than one process configured
+    (``processes``; 0 is one per core), a ``LaneCommitter`` whose processes open the settings' own S3
+    store, so ``store`` must be ``open_store(settings)``; else a plain ``Committer`` on ``store``."""
+    processes = processes_for(settings)
+    if processes > 1:
+        return LaneCommitter(settings, store, processes, logging=log)
+    return Committer(store, settings.prefix, workers=settings.workers)
 
 
 def _read(path: Path, rules: Rules, settings: Settings, clock: Clock) -> list[Prepared | Outcome]:
@@ -106,3 +125,54 @@ def rollback(
 def formats() -> list[Parser]:
     """The registered input formats, in the order content detection tries them."""
     return registry.all()
+
+
+def dispatcher(settings: Settings, *, wait: bool = False) -> Dispatcher:
+    """What sends a sweep's files to Celery workers (``ingest run --dispatch``, ``watch --dispatch``), connected
+    to ``broker_url``; with ``wait``, it also collects the workers' records into the run's report."""
+    from ingest import engine
+
+    return engine.Dispatcher(settings, engine.connect(settings), wait)
+
+
+def dispatched_files(settings: Settings) -> Dispatcher | None:
+    """With a broker configured, what an in-process run asks to skip files already sent to workers."""
+    return dispatcher(settings) if settings.broker_url else None
+
+
+def start_worker(
+    settings: Settings, *, concurrency: int | None = None, beat: bool = False, loglevel: str = "INFO"
+) -> int:
+    """``ingest worker``: run a Celery worker for ingest's tasks until it is stopped."""
+    from ingest import engine
+
+    return engine.worker_main(settings, concurrency=concurrency, beat=beat, loglevel=loglevel)
+
+
+def backfill(
+    settings: Settings,
+    store: Store,
+    location: str,
+    *,
+    name: str | None = None,
+    dispatch: bool = False,
+    restart: bool = False,
+    committer: Commits | None = None,
+) -> Iterator[Progress]:
+    """Load an archive in place, page by page, resumable (``ingest backfill``); yields after each page.
+    ``location`` is a folder, an ``s3://`` prefix, or a configured source's name (its settings apply)."""
+    from ingest.backfills import backfill as load
+
+    check_settings(settings)
+    source = pick_sources(settings, [location]).sources[0]
+    sending = dispatcher(settings) if dispatch else None
+    return load(
+        settings,
+        store,
+        source,
+        name=name or source.name,
+        committer=committer or Committer(store, settings.prefix, workers=settings.workers),
+        open_store=lambda bucket: _store_for(settings, bucket),
+        dispatcher=sending,
+        restart=restart,
+    )

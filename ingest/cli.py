@@ -2,7 +2,8 @@
 
 Exit codes (a contract for scripts and schedulers):
     0  every file was stored, unchanged or stale
-    1  some files were refused (each named on stderr with the reason), or the thing asked for is absent
+    1  some files were refused or not stored (each named on stderr with the reason; a file not stored
+       for storage trouble stays in its source for the next run), or the thing asked for is absent
     2  the run itself failed: bad flags or config, storage unreachable or denied
 """
 
@@ -27,6 +28,10 @@ from ingest import (
     Reporter,
     RunError,
     __version__,
+    backfill,
+    committer_for,
+    dispatched_files,
+    dispatcher,
     formats,
     ingest_files,
     open_sources,
@@ -36,6 +41,7 @@ from ingest import (
     rollback,
     run_once,
     setup_logging,
+    start_worker,
     watch,
 )
 from ingest.settings import Settings, load_settings, pick_sources
@@ -57,7 +63,7 @@ configuration (highest wins): flags > INGEST_* environment > config file > defau
   config file: --config, else $INGEST_CONFIG, else ./config/ingest.yaml
   storage: AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE (standard AWS)
 
-exit codes: 0 all good, 1 some files refused, 2 the run failed (config, storage)
+exit codes: 0 all good, 1 some files refused or not stored, 2 the run failed (config, storage)
 
 examples:
   ingest parse --pretty story.txt          show the document a file would become
@@ -96,14 +102,27 @@ _EXAMPLES: dict[str, tuple[str, ...]] = {
     "run": (
         "ingest run                               sweep the sources in config/ingest.yaml",
         "ingest run --source /srv/inbox/wires --source s3://inbox/agency/",
+        "ingest run --dispatch                    send each file to the workers as a task, and exit",
+        "ingest run --dispatch --wait             ... and wait for them: same lines, report and exit code",
     ),
     "watch": (
         "ingest watch                             sweep the configured sources every poll_seconds",
         "ingest watch --source /srv/inbox/wires --interval 5",
+        "ingest watch --dispatch                  keep sending new files to the workers",
+    ),
+    "worker": (
+        "ingest worker                            broker from broker_url or $INGEST_BROKER_URL",
+        "ingest worker --concurrency 4            four worker processes on this machine",
+        "ingest worker --beat                     also schedule a dispatching sweep every poll_seconds",
     ),
     "retry-failed": (
         "ingest retry-failed                      put back every refused file of every source",
         "ingest retry-failed --source /srv/inbox/wires",
+    ),
+    "backfill": (
+        "ingest backfill /archive/1998-2024        load a folder tree in place (resumes where it stopped)",
+        "ingest backfill s3://old-cms/export/ --name cms-export --dispatch",
+        "ingest backfill /archive --restart        start over from the first file",
     ),
     "formats": ("ingest formats",),
 }
@@ -242,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
         _cmd_run,
     )
     _source_flag(p, "sweep this folder or S3 inbox instead of the configured sources (repeatable)")
+    _dispatch_flags(p, wait=True)
     p = command(
         "watch",
         "keep sweeping sources until stopped",
@@ -251,6 +271,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _source_flag(p, "watch this folder or S3 inbox instead of the configured sources (repeatable)")
     p.add_argument("--interval", type=float, metavar="SECONDS", help="seconds between sweeps (poll_seconds)")
+    _dispatch_flags(p, wait=False)
+    p = command(
+        "worker",
+        "run a Celery worker that ingests the files sweeps dispatch",
+        "Run a Celery worker (prefork: one process per core by default) that takes one task per input file\n"
+        "from the broker (broker_url, $INGEST_BROKER_URL) and runs the unit of work on it: read, parse,\n"
+        "store, move. Start any number on any machines that see the same broker, bucket and sources.\n"
+        "Tasks are acknowledged after they ran; a worker that dies mid-file leaves the task to another;\n"
+        "a file that stops its worker max_deliveries times is moved to failed/ with the reason.\n"
+        "Stop with SIGTERM (finishes the files in hand). Needs the extra: pip install 'ingest[celery]'.",
+        _cmd_worker,
+    )
+    p.add_argument("--concurrency", type=int, metavar="N", help="worker processes (default: one per core)")
+    p.add_argument("--beat", action="store_true", help="also run Celery beat: a dispatching sweep every poll_seconds")
+    p.add_argument("--loglevel", default="INFO", metavar="LEVEL", help="Celery's log level (default INFO)")
     p = command(
         "retry-failed",
         "put refused files back into their source for the next run",
@@ -260,6 +295,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _source_flag(p, "only this folder or S3 inbox (repeatable)")
 
+    p = command(
+        "backfill",
+        "load an archive (folder tree or S3 prefix) in place, resumably",
+        "Load every file under a folder (recursively) or an S3 prefix, read in place: nothing is moved or\n"
+        "deleted. Files are listed and stored a page (batch_size) at a time, in name order; after each page\n"
+        "the checkpoint backfills/{name}.json records the last file done, so running the same command\n"
+        "again after a crash carries on from there. Its change entries carry \"backfill\": true, so a CMS\n"
+        "can tell an archive load from fresh news. Refused files are listed in backfills/{name}/.\n"
+        "With --dispatch the pages go to `ingest worker` processes (never more than 2,000 tasks queued).\n\n"
+        "exit codes: 0 all stored or unchanged, 1 some files refused, 2 the load failed (config, storage)",
+        _cmd_backfill,
+    )
+    p.add_argument("location", metavar="PATH|s3://BUCKET/PREFIX/|SOURCE", help="the archive, or a configured source")
+    p.add_argument("--name", metavar="NAME", help="the checkpoint's name (default: the source's name)")
+    p.add_argument("--dispatch", action="store_true", help="send the files to `ingest worker` processes")
+    p.add_argument("--restart", action="store_true", help="ignore the checkpoint and start from the first file")
     command(
         "formats",
         "list the input formats ingest understands",
@@ -267,6 +318,20 @@ def build_parser() -> argparse.ArgumentParser:
         _cmd_formats,
     )
     return parser
+
+
+def _dispatch_flags(parser: argparse.ArgumentParser, *, wait: bool) -> None:
+    parser.add_argument(
+        "--dispatch",
+        action="store_true",
+        help="send one task per settled file to `ingest worker` processes (broker_url) instead of ingesting here",
+    )
+    if wait:
+        parser.add_argument(
+            "--wait",
+            action="store_true",
+            help="with --dispatch: wait until the workers are done, then report and exit as an in-process run",
+        )
 
 
 def _source_flag(parser: argparse.ArgumentParser, help_text: str) -> None:
@@ -310,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _log_format(args: argparse.Namespace) -> LogFormat:
     if args.log_format != "auto":
         return "json" if args.log_format == "json" else "text"
-    sweeping = args.command in {"run", "watch"}
+    sweeping = args.command in {"run", "watch", "worker"}
     return "json" if sweeping and not sys.stderr.isatty() else "text"
 
 
@@ -344,8 +409,15 @@ def _cmd_file(args: argparse.Namespace) -> int:
         elif outcome.error is None:
             print(outcome.line(), flush=True)
 
+    store = open_store(settings)
     outcomes = ingest_files(
-        args.files, settings, open_store(settings), note=args.note, editor=args.editor, on_outcome=report
+        args.files,
+        settings,
+        store,
+        note=args.note,
+        editor=args.editor,
+        on_outcome=report,
+        committer=committer_for(settings, store, (args.log_format, args.debug)),
     )
     return EXIT_REFUSED if any(o.outcome == "failed" for o in outcomes) else EXIT_OK
 
@@ -397,8 +469,24 @@ def _cmd_changes(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    report = run_once(settings, open_store(settings), open_sources(settings), Reporter(args.log_format))
+    if args.wait and not args.dispatch:
+        raise RunError("--wait goes with --dispatch (an in-process run always waits)")
+    store, sources = open_store(settings), open_sources(settings)
+    sending = dispatcher(settings, wait=args.wait) if args.dispatch else None
+    report = run_once(
+        settings,
+        store,
+        sources,
+        Reporter(args.log_format),
+        dispatcher=sending,
+        dispatched=None if sending else dispatched_files(settings),
+        committer=None if sending else committer_for(settings, store, (args.log_format, args.debug)),
+    )
     return EXIT_REFUSED if report.errors else EXIT_OK
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    return start_worker(_settings(args), concurrency=args.concurrency, beat=args.beat, loglevel=args.loglevel)
 
 
 def _cmd_watch(args: argparse.Namespace) -> int:
@@ -419,11 +507,37 @@ def _cmd_watch(args: argparse.Namespace) -> int:
         ", ".join(s.settings.location for s in sources),
         settings.poll_seconds,
     )
-    watched = watch(settings, store, sources, Reporter(args.log_format), stop)
+    sending = dispatcher(settings) if args.dispatch else None
+    watched = watch(
+        settings,
+        store,
+        sources,
+        Reporter(args.log_format),
+        stop,
+        dispatcher=sending,
+        dispatched=None if sending else dispatched_files(settings),
+        committer=None if sending else committer_for(settings, store, (args.log_format, args.debug)),
+    )
     if watched.failing:  # stopped while a source was wedged or storage was away: never green
         _err(f"error: the last sweep failed: {watched.failing}")
         return EXIT_RUN_FAILED
     return EXIT_REFUSED if watched.refused else EXIT_OK
+
+
+def _cmd_backfill(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    store = open_store(settings)
+    committer = None if args.dispatch else committer_for(settings, store, (args.log_format, args.debug))
+    refused = 0
+    options = {"name": args.name, "dispatch": args.dispatch, "restart": args.restart}
+    loading = backfill(settings, store, args.location, committer=committer, **options)
+    for progress in loading:
+        for record in progress.page:
+            if record.error is not None:
+                refused += 1
+                _err(f"error: {record.path}: {record.error.get('message')}")
+        print(progress.line(), flush=True)
+    return EXIT_REFUSED if refused else EXIT_OK
 
 
 def _cmd_retry_failed(args: argparse.Namespace) -> int:

@@ -7,7 +7,8 @@ Under the configured prefix (fixed: CMSs, scripts and dashboards depend on it)::
     raw/{id}/v{N}{ext}                        the input file exactly as received
     changes/{time}-{run}-{batch}.jsonl        changes feed: one object per batch, one line per new version
     runs/{run-id}.json                        one report per run
-    locks/{hash}.json                         a lease on one input file while a run works on it
+    locks/{hash}.json                         a lease on a group of input files while a run works on them
+    backfills/{name}.json                     how far an archive load got (``ingest backfill``)
 
 ``STORE_FOLDERS`` lists the top-level folders, so an S3 inbox can be refused when it overlaps them.
 Pure functions only; the stores do the I/O.
@@ -22,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import PurePath
 
 #: Every top-level folder ingest writes under its prefix.
-STORE_FOLDERS = ("articles", "raw", "changes", "runs", "locks")
+STORE_FOLDERS = ("articles", "raw", "changes", "runs", "locks", "backfills")
 #: Content types of archived raw inputs, by extension.
 _RAW_TYPES = {".json": "application/json", ".xml": "application/xml", ".txt": "text/plain", ".md": "text/markdown"}
 
@@ -77,8 +78,13 @@ def run_key(prefix: str, run_id: str) -> str:
 
 
 def lock_key(prefix: str, ref: str) -> str:
-    """The lease on one input file, named by where it is (``ref``: absolute path or ``s3://`` URL)."""
+    """A lease, named by what it covers (``ref``: a group of input files, ``ingest.claims.shard_for``)."""
     return f"{prefix}locks/{hashlib.sha256(ref.encode()).hexdigest()[:40]}.json"
+
+
+def backfill_key(prefix: str, name: str) -> str:
+    """An archive load's checkpoint; its refusals go beside it, under ``backfills/{name}/``."""
+    return f"{prefix}backfills/{name}.json"
 
 
 def store_folders(prefix: str) -> list[str]:

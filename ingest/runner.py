@@ -1,28 +1,38 @@
 """Sweeping sources: ``ingest run`` (once, for cron and CronJobs) and ``ingest watch`` (until stopped).
 
-For each source, in batches::
+For each source::
 
-    lease each file (locks/, If-None-Match: *)          -> another run's files are skipped
-    read + prepare (pure)                               -> refused files become `failed`
-    commit the batch (versions, raw, changes, latest)
-    move each file: processed/ after its document is stored, failed/ with <name>.error.json if refused
+    list it; lease the shard groups of what is ready (ingest.claims) -> another run's groups are skipped
+    skip files already dispatched to workers (when a broker is configured)
+    in batches:
+        read + prepare (pure)                              -> refused files become `failed`
+        commit the batch (versions, raw, changes, latest)
+        move the files, side by side: processed/ after their documents are stored,
+                                       failed/ with <name>.error.json if refused
     release the leases
 
-A storage failure stops the run before anything of that batch is moved (exit 2); the next run
-starts over and is idempotent. A lease left by a run that died expires after ``lease_seconds``.
+``take_files`` is that batch step on its own: the per-file unit of work a Celery worker runs
+(``ingest.engine``). With a dispatcher, a sweep sends its batches to the workers instead of taking them.
+
+A file whose storage kept failing is reported ``failed`` (check ``storage``) and left in its source; the
+rest of its batch is moved. When nothing of a batch gets through and the store does not answer, the run
+stops before anything of that batch is moved (exit 2); the next run starts over and is idempotent.
+A lease left by a run that died expires after ``lease_seconds``.
 The clock is passed in (``clock``), so settling and lease expiry can be tested without waiting.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
 
+from ingest.claims import ShardClaims, shard_of, where
 from ingest.clock import Clock, utcnow
 from ingest.commit import Committer, new_run_id
 from ingest.errors import (
@@ -45,9 +55,33 @@ from ingest.sources import Candidate, Source, open_source
 from ingest.stores.base import Store
 from ingest.stores.leases import Leases
 
+if TYPE_CHECKING:
+    from ingest.engine import Dispatcher
+
 log = logging.getLogger("ingest.run")
 #: How often an idle ``ingest watch`` stores a run report, so a quiet feed and a dead ingester differ.
 IDLE_REPORT_SECONDS = 300.0
+
+
+class Commits(Protocol):
+    """Writes prepared batches: a ``Committer``, or a ``LaneCommitter`` spreading them over processes."""
+
+    run_id: str
+
+    def commit(
+        self,
+        batch: Sequence[Prepared | Outcome],
+        *,
+        note: str | None = None,
+        editor: str | None = None,
+        backfill: bool = False,
+    ) -> list[Outcome]: ...
+
+
+class Dispatched(Protocol):
+    """Knows which files are already with the workers (``ingest.engine.Dispatcher``)."""
+
+    def filter(self, source: SourceSettings, candidates: Sequence[Candidate]) -> tuple[list[Candidate], int]: ...
 
 
 def run_once(
@@ -57,15 +91,21 @@ def run_once(
     reporter: Reporter,
     *,
     stop: Callable[[], bool] = lambda: False,
-    committer: Committer | None = None,
+    committer: Commits | None = None,
     quiet_when_idle: bool = False,
     store_idle_report: bool = True,
     clock: Clock = utcnow,
+    dispatcher: Dispatcher | None = None,
+    dispatched: Dispatched | None = None,
 ) -> RunReport:
     """Sweep every source once and store the run's report (idle and failed runs included, when storage
     allows). A source that cannot be swept (a missing folder, a file where ``processed/`` belongs, a move
     that fails) is that source's error: the others are swept, then ``SourceError`` is raised (exit 2).
-    A storage failure stops the run at once (``StoreError``): storage is every source's."""
+    A storage failure stops the run at once (``StoreError``): storage is every source's.
+
+    With ``dispatcher`` the files are sent to workers (``ingest run --dispatch``) and, when it waits, their
+    records are collected into this run's report. ``dispatched`` (or the dispatcher) tells which files
+    are already with the workers, so an in-process run skips them."""
     # A watch passes its committer (its lease owner) to every sweep; each sweep still has its own report.
     report_id = new_run_id(clock()) if committer else None
     committer = committer or Committer(store, settings.prefix, workers=settings.workers, clock=clock)
@@ -73,16 +113,24 @@ def run_once(
         run_id=report_id or committer.run_id, started_at=clock(), sources=[s.settings.name for s in sources]
     )
     started = time.monotonic()
+    pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="sweep")
     try:
         store.ensure_bucket()
         leases = Leases(store, settings.prefix, committer.run_id, settings.lease_seconds, clock=clock)
         for source in sources:
-            sweep = _Sweep(settings, source, committer, leases, report, reporter, clock)
+            claims = ShardClaims(leases, pool)
+            sweep = _Sweep(settings, source, committer, report, reporter, clock, pool, claims)
+            sweep.dispatcher, sweep.dispatched = dispatcher, dispatcher or dispatched
             try:
                 sweep.run(stop)
             except SourceError as exc:
                 log.error("%s; the other sources go on", exc)
                 report.source_errors[source.settings.name] = str(exc)
+            finally:
+                if not sweep.storage_failed:  # releasing would only retry against a store that is down
+                    claims.release()
+        if dispatcher is not None:
+            _collect(dispatcher, report, reporter)
         if report.source_errors:
             failed = ", ".join(report.source_errors)
             raise SourceError(f"{len(report.source_errors)} source(s) could not be swept: {failed} (see above)")
@@ -90,6 +138,7 @@ def run_once(
         report.error = str(exc)
         raise
     finally:
+        pool.shutdown(wait=False)
         report.finished_at = clock()
         report.seconds = time.monotonic() - started
         report.count()
@@ -110,69 +159,104 @@ def _store_report(store: Store, prefix: str, report: RunReport) -> None:
 
 
 class _Sweep:
-    """One source's batches within one run."""
+    """One source's batches within one run (or one worker task: ``take_files``)."""
 
     def __init__(
         self,
         settings: Settings,
         source: Source,
-        committer: Committer,
-        leases: Leases,
+        committer: Commits,
         report: RunReport,
-        reporter: Reporter,
+        reporter: Reporter | None,
         clock: Clock,
+        pool: ThreadPoolExecutor,
+        claims: ShardClaims | None = None,
+        *,
+        backfill: bool = False,
     ) -> None:
-        self.settings, self.source, self.committer, self.leases = settings, source, committer, leases
+        self.settings, self.source, self.committer = settings, source, committer
         self.report, self.reporter, self.clock = report, reporter, clock
+        self.pool, self.claims, self.backfill = pool, claims, backfill
         self.name = source.settings.name
         self.rules = rules_for(settings, source.settings)
+        self.dispatcher: Dispatcher | None = None
+        self.dispatched: Dispatched | None = None
+        self.storage_failed = False
 
     def run(self, stop: Callable[[], bool]) -> None:
-        """List the source, then take what is ready, batch by batch."""
+        """List the source, lease what is ready, then take it (or send it to workers), batch by batch."""
         mark = time.monotonic()
         scan = self.source.scan(self.clock().timestamp())
         self.report.add_time("scan", mark)
         self.report.waiting += scan.waiting
-        self.reporter.planned(len(scan.ready))
+        self.report.not_taken.update(scan.not_taken)
+        ready = scan.ready
+        if self.claims is not None:
+            ready, elsewhere = self.claims.claim(ready)
+            self.report.leased_elsewhere += elsewhere
+        if self.dispatched is not None and ready:
+            ready, queued = self.dispatched.filter(self.source.settings, ready)
+            self.report.leased_elsewhere += queued
+        if self.reporter and self.dispatcher is None:
+            self.reporter.planned(len(ready))
         size = self.settings.batch_size
-        for start in range(0, len(scan.ready), size):
+        for start in range(0, len(ready), size):
             if stop():
                 break
-            self.batch(scan.ready[start : start + size], stop)
+            if self.dispatcher is not None:
+                self.send(ready[start : start + size])
+            else:
+                self.batch(ready[start : start + size], stop)
 
-    def batch(self, candidates: Sequence[Candidate], stop: Callable[[], bool]) -> None:
-        taken: list[Candidate] = []  # leased by us: released at the end, whatever happens
+    def batch(self, candidates: Sequence[Candidate], stop: Callable[[], bool] = lambda: False) -> list[FileRecord]:
+        """Read, prepare, commit and move these files; their records, in order."""
         work: list[tuple[Candidate, list[Prepared | Outcome]]] = []  # each file with its items
-        storage_ok = True
         mark = time.monotonic()
         try:
             for candidate in candidates:
                 if stop():  # finish what is in hand, take nothing new
                     break
-                if not self.leases.acquire(_where(candidate)):
-                    self.report.leased_elsewhere += 1
-                    continue
-                taken.append(candidate)
                 items = self._prepare(candidate)
                 if items is not None:  # None: another run moved it after we listed it; not ours to report
                     work.append((candidate, items))
             mark = self.report.add_time("read_and_parse", mark)
-            outcomes = iter(self.committer.commit([item for _, items in work for item in items]))
+            batch = [item for _, items in work for item in items]
+            outcomes = iter(self.committer.commit(batch, backfill=self.backfill))
             mark = self.report.add_time("store", mark)
-            now = self.clock()
-            for candidate, items in work:
-                records = [self._record(next(outcomes)) for _ in items]
-                self._move(candidate, records, now)  # once every item of the file is stored (or refused)
-                for record in records:
-                    self.report.files.append(record)
-                    self.reporter.file(record)
-            self.report.add_time("move", mark)
         except StoreError:
-            storage_ok = False  # releasing would only retry against a store that is down
+            self.storage_failed = True
             raise
-        finally:
-            for candidate in taken if storage_ok else []:
-                self.leases.release(_where(candidate))
+        now = self.clock()
+        records = [[self._record(next(outcomes)) for _ in items] for _, items in work]
+        ours = self.claims.keep(c for c, _ in work) if self.claims is not None else None
+        moves = [(c, r, ours is None or shard_of(c) in ours) for (c, _), r in zip(work, records, strict=True)]
+        list(self.pool.map(lambda m: self._settle(m[0], m[1], m[2], now), moves))
+        self.report.add_time("move", mark)
+        done = [record for file_records in records for record in file_records]
+        for record in done:
+            self.report.files.append(record)
+            if self.reporter:
+                self.reporter.file(record)
+        return done
+
+    def send(self, candidates: Sequence[Candidate]) -> None:
+        """Send these files to the workers, grouped by article (``ingest.engine``)."""
+        assert self.dispatcher is not None
+        groups = _by_article([(c, self._prepare(c)) for c in candidates])
+        sent, deferred = self.dispatcher.send(self.source.settings, groups, self.report.run_id)
+        self.report.dispatched += sent
+        for display in deferred:
+            self.report.waiting.append(display)
+            log.info("%s: an earlier file of its article is still with the workers; left for the next sweep", display)
+
+    def _settle(self, candidate: Candidate, records: list[FileRecord], ours: bool, now: datetime) -> None:
+        if self.backfill:
+            return  # an archive is read in place: never moved
+        if not ours:
+            for record in records:
+                record.message = "its lease expired and another run took it over; left to that run"
+            return
+        self._move(candidate, records, now)
 
     def _record(self, outcome: Outcome) -> FileRecord:
         return FileRecord.of(self.name, outcome)
@@ -209,11 +293,13 @@ class _Sweep:
         )
 
     def _move(self, candidate: Candidate, records: list[FileRecord], now: datetime) -> None:
-        """Move one file after its batch is committed, unless another run or a writer got there first: to
-        ``processed/`` when every item of it is stored, else to ``failed/`` with the first refusal."""
-        if not self.leases.renew(_where(candidate)):
+        """Move one file after its batch is committed, unless a writer got there first: to
+        ``processed/`` when every item of it is stored, else to ``failed/`` with the first refusal. A file
+        an item of which storage kept failing for (check ``storage``) is not moved at all: the next run
+        takes it again and carries on from what this one wrote."""
+        if any(r.error is not None and r.error.get("check") == Check.STORAGE for r in records):
             for record in records:
-                record.message = "its lease expired and another run took it over; left to that run"
+                record.message = "left in the source for the next run"
             return
         refused = next((r.error for r in records if r.error is not None), None)
         try:
@@ -234,9 +320,97 @@ class Watched:
     failing: str | None
 
 
-def _where(candidate: Candidate) -> str:
-    """A file's lease name: where it is (absolute path, ``s3://`` URL), whichever source lists it."""
-    return candidate.display if candidate.display.startswith("s3://") else os.path.abspath(candidate.ref)
+def take_files(
+    settings: Settings,
+    store: Store,
+    source: Source,
+    candidates: Sequence[Candidate],
+    *,
+    committer: Commits,
+    clock: Clock = utcnow,
+    backfill: bool = False,
+) -> list[FileRecord]:
+    """The unit of work for files another part already claimed (a worker's task): read, prepare, commit,
+    move. Idempotent: run twice, the second finds the versions stored or the files gone."""
+    report = RunReport(run_id=committer.run_id, started_at=clock(), sources=[source.settings.name])
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="move") as pool:
+        sweep = _Sweep(settings, source, committer, report, None, clock, pool, backfill=backfill)
+        return sweep.batch(candidates)
+
+
+def refuse_file(source: Source, candidate: Candidate, error: InputError, clock: Clock = utcnow) -> list[FileRecord]:
+    """Move a file to ``failed/`` unread, with ``error`` (a file that keeps stopping its worker)."""
+    record = FileRecord.of(source.settings.name, Outcome.failed(candidate.display, error))
+    try:
+        record.moved_to = source.fail(candidate, error.as_dict(), clock())
+    except SourceChanged as exc:
+        record.message = f"{exc}; left for the next run"
+    return [record]
+
+
+def group_by_article(
+    settings: Settings, source: Source, candidates: Sequence[Candidate], clock: Clock = utcnow
+) -> list[tuple[list[Candidate], list[str]]]:
+    """Files grouped by the articles they hold (read and prepared here), oldest first in each group."""
+    report = RunReport(run_id="group", started_at=clock(), sources=[source.settings.name])
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        sweep = _Sweep(settings, source, _NoCommit(), report, None, clock, pool)
+        return _by_article([(c, sweep._prepare(c)) for c in candidates])
+
+
+class _NoCommit:
+    run_id = "group"
+
+    def commit(self, batch: Sequence[Prepared | Outcome], **_: object) -> list[Outcome]:
+        raise AssertionError("grouping never commits")
+
+
+def _by_article(
+    files: Sequence[tuple[Candidate, list[Prepared | Outcome] | None]],
+) -> list[tuple[list[Candidate], list[str]]]:
+    """Files that share an article id (directly or through a feed holding several) in one group, oldest
+    first (modification time, then name); each group with its article ids."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    ids_of: list[list[str]] = []
+    for candidate, items in files:
+        ids = sorted({i.id for i in items or [] if isinstance(i, Prepared)}) or [f"\0file:{where(candidate)}"]
+        for other in ids[1:]:
+            parent[find(other)] = find(ids[0])
+        find(ids[0])
+        ids_of.append(ids)
+    groups: dict[str, tuple[list[Candidate], set[str]]] = {}
+    for (candidate, _), ids in zip(files, ids_of, strict=True):
+        files_, members = groups.setdefault(find(ids[0]), ([], set()))
+        files_.append(candidate)
+        members.update(i for i in ids if not i.startswith("\0"))
+    arrived = lambda c: (c.listed[3] if c.listed else 0, c.name)  # noqa: E731
+    return [(sorted(fs, key=arrived), sorted(ids)) for fs, ids in groups.values()]
+
+
+def _collect(dispatcher: Dispatcher, report: RunReport, reporter: Reporter) -> None:
+    """Wait for the workers' records of a dispatching run that waits; one that never comes is reported."""
+    if not dispatcher.wait:
+        return
+    reporter.planned(report.dispatched)
+
+    def add(records: list[FileRecord]) -> None:
+        for record in records:
+            report.files.append(record)
+            reporter.file(record)
+
+    missing = dispatcher.collect(report.run_id, add)
+    if missing:
+        raise RunError(
+            f"{len(missing)} dispatched file(s) not reported by any worker in time (first: {missing[0]}); "
+            "they stay in their source and the next sweep sends them again"
+        )
 
 
 def watch(
@@ -247,6 +421,9 @@ def watch(
     stop: threading.Event,
     *,
     clock: Clock = utcnow,
+    dispatcher: Dispatcher | None = None,
+    dispatched: Dispatched | None = None,
+    committer: Commits | None = None,
 ) -> Watched:
     """Sweep until ``stop`` is set; returns how many files were refused in all, and whether the last sweep
     failed (a wedged source or unreachable storage: then the watch does not end green).
@@ -262,7 +439,7 @@ def watch(
     pause = settings.poll_seconds
     last_report: datetime | None = None
     # One run id for the whole watch: leases a failed sweep could not release are still its own.
-    committer = Committer(store, settings.prefix, workers=settings.workers, clock=clock)
+    committer = committer or Committer(store, settings.prefix, workers=settings.workers, clock=clock)
     while not stop.is_set():
         now = clock()
         heartbeat = last_report is None or (now - last_report).total_seconds() >= IDLE_REPORT_SECONDS
@@ -277,6 +454,8 @@ def watch(
                 store_idle_report=heartbeat,
                 committer=committer,
                 clock=clock,
+                dispatcher=dispatcher,
+                dispatched=dispatched,
             )
         except SourceError as exc:  # reported by the sweep; the other sources were swept
             failing, pause = str(exc), settings.poll_seconds
@@ -288,7 +467,8 @@ def watch(
             log.error("sweep failed (%s); trying again in %.0f s", exc, pause)
             last_report = now
         else:
-            refused += len(report.errors)
+            # A file not stored for storage trouble stays in its source, and a later sweep stores it.
+            refused += sum(1 for r in report.errors if (r.error or {}).get("check") != "storage")
             failing, pause = None, settings.poll_seconds
             if heartbeat or report.files:
                 last_report = now

@@ -192,10 +192,27 @@ class Settings(BaseModel):
     batch_size: int = Field(
         default=100, ge=1, le=10_000, description="Files per changes-feed object (one S3 write per batch)."
     )
-    workers: int = Field(default=8, ge=1, le=64, description="Articles written to S3 side by side.")
-    retry_attempts: int = Field(default=6, ge=1, le=20, description="Tries per S3 request, first one included.")
+    workers: int = Field(
+        default=32, ge=1, le=64, description="Articles written to S3 side by side (per process): hides S3 latency."
+    )
+    processes: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="Processes writing to S3 for `ingest file` and `ingest run` (0: one per core).",
+    )
+    retry_attempts: int = Field(
+        default=12,
+        ge=1,
+        le=20,
+        description="Tries per S3 request, first one included (12: even with a quarter of requests failing, "
+        "a run's requests all get through; see ingest/retry.py).",
+    )
     retry_max_seconds: float = Field(
-        default=60.0, gt=0, description="Give up retrying one S3 request after this many seconds in all."
+        default=60.0,
+        gt=0,
+        description="Give up retrying one S3 request once the next wait would end past this many seconds "
+        "(12 tries wait 31 s at most, so a store that is down fails each request well within it).",
     )
     modules: ModuleSettings = Field(default_factory=ModuleSettings)
     sources: list[SourceSettings] = Field(default_factory=list, description="Where `ingest run` looks for files.")
@@ -203,6 +220,27 @@ class Settings(BaseModel):
         default=120.0, gt=0, description="A file lease left by a run that died expires after this long."
     )
     poll_seconds: float = Field(default=2.0, gt=0, description="How often `ingest watch` looks for new files.")
+    broker_url: str | None = Field(
+        default=None,
+        description="Celery broker for `ingest worker` and `--dispatch`, e.g. redis://127.0.0.1:6379/0.",
+    )
+    task_time_limit: float = Field(
+        default=90.0,
+        gt=0,
+        description="Seconds one file's task may run before its worker process is replaced "
+        "(below visibility_timeout and lease_seconds).",
+    )
+    visibility_timeout: float = Field(
+        default=600.0,
+        gt=0,
+        description="Seconds before Redis hands a task whose worker vanished to another worker.",
+    )
+    max_deliveries: int = Field(
+        default=3,
+        ge=1,
+        le=20,
+        description="Tries per file before a file that keeps stopping its worker is refused.",
+    )
 
     @field_validator("sources")
     @classmethod

@@ -66,6 +66,10 @@ PUBLIC = [
     "StoreUnavailable",
     "VersionRecord",
     "__version__",
+    "backfill",
+    "committer_for",
+    "dispatched_files",
+    "dispatcher",
     "formats",
     "ingest_files",
     "load_settings",
@@ -77,6 +81,7 @@ PUBLIC = [
     "rollback",
     "run_once",
     "setup_logging",
+    "start_worker",
     "watch",
 ]
 

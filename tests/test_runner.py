@@ -304,18 +304,36 @@ def test_watch_stops_on_a_terminal_storage_error(tmp_path: Path) -> None:
 
 
 def test_leases_are_keyed_by_where_a_file_is_not_by_the_source_name(tmp_path: Path) -> None:
+    from ingest.claims import shard_for
     from ingest.stores.leases import Leases
 
     store = MemoryStore()
     drop = tmp_path / "drop"
-    fill(drop, 2)
-    # Another run holds story-000 through a source of another name (a --source beside the configured one).
+    paths = fill(drop, 40)
+    # Another run holds story-000's group through a source of another name (a --source beside the configured one).
+    held = shard_for(str(drop / "story-000.txt"))
     other = Leases(store, PREFIX, "other-run", 60, clock=lambda: NOW)
-    assert other.acquire(str(drop / "story-000.txt"))
+    assert other.acquire(held)
+    theirs = [str(p) for p in paths if shard_for(str(p)) == held]
     report = sweep(store, drop)  # this source is called "drop"
-    assert report.leased_elsewhere == 1
-    assert [f.path for f in report.files] == [str(drop / "story-001.txt")]
-    assert (drop / "story-000.txt").exists()
+    assert report.leased_elsewhere == len(theirs) >= 1
+    assert sorted(f.path for f in report.files) == sorted(str(p) for p in paths if str(p) not in theirs)
+    assert all(Path(p).exists() for p in theirs)
+
+
+def test_a_sweep_leases_a_few_groups_not_every_file(tmp_path: Path) -> None:
+    from ingest.claims import SHARDS
+
+    store = MemoryStore()
+    drop = tmp_path / "drop"
+    fill(drop, 200)
+    report = sweep(store, drop)
+    assert report.counts == {"created": 200}
+    # Per file: version, raw and latest; per batch of 100 a changes object; the report; then one lease
+    # create and one release per group, not a create, a renewal and a release per file.
+    assert store.calls["PUT"] <= 3 * 200 + 2 + 1 + SHARDS
+    assert 0 < store.calls["DELETE"] <= SHARDS
+    assert list(store.list_keys(f"{PREFIX}locks/")) == []  # released
 
 
 def test_a_release_that_fails_after_the_work_does_not_fail_the_run(tmp_path: Path) -> None:
@@ -330,7 +348,10 @@ def test_a_release_that_fails_after_the_work_does_not_fail_the_run(tmp_path: Pat
     assert (report.error, report.counts) == (None, {"created": 3})
     assert len(list((drop / "processed").rglob("*.txt"))) == 3
     assert store.get(run_key(PREFIX, report.run_id)) is not None  # the report was stored
-    assert len(list(store.list_keys(f"{PREFIX}locks/"))) == 3  # left to expire
+    from ingest.claims import shard_for
+
+    groups = {shard_for(str(drop / p.name)) for p in (drop / "processed").rglob("*.txt")}
+    assert len(list(store.list_keys(f"{PREFIX}locks/"))) == len(groups)  # left to expire
 
 
 def test_a_bad_source_does_not_stop_a_good_one_and_the_run_is_not_green(tmp_path: Path) -> None:

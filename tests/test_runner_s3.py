@@ -167,7 +167,18 @@ def test_a_lost_reply_to_a_lease_renewal_keeps_the_lease_and_the_file_moves(
     proxy = LostRenewal(os.environ["AWS_ENDPOINT_URL"])
     settings = load_settings({"bucket": BUCKET, "prefix": prefix}, env={})
     store = S3Store(settings.bucket, attempts=3, max_seconds=10, client=proxied_client(proxy, read_timeout=2))
-    report = _sweep(settings, store, drop)  # the real clock: a renewal writes other bytes than the acquire
+    # A clock a minute on at every reading: every group is past half its lease when the batch moves (so it is
+    # renewed), and a renewal writes other bytes than the acquire.
+    ticks = iter(range(10_000))
+    start = datetime.now(UTC)
+    clocked = settings.model_copy(update={"sources": [SourceSettings(name="drop", location=str(drop))]})
+    report = run_once(
+        clocked,
+        store,
+        open_sources(clocked),
+        Reporter("text", out=io.StringIO()),
+        clock=lambda: start + timedelta(minutes=next(ticks)),
+    )
     proxy.close()
     assert proxy.lost and proxy.stats["lost"] == 1  # the reply really was lost
     assert [(f.outcome, f.message) for f in report.files] == [("created", None)] * 3  # none "taken over"

@@ -1,15 +1,17 @@
-"""Per-file leases in the document store, so overlapping runs never take the same input file.
+"""Leases in the document store, so overlapping runs never take the same input file.
 
 A lease is one object, ``{prefix}locks/{sha256(ref)[:40]}.json`` (``ingest.keys.lock_key``), holding
-``{"run_id", "file", "expires_at"}``. ``ref`` names the file itself (an absolute path, an ``s3://`` URL),
-never the source that lists it, so two sources, or a configured source and a ``--source`` for the same
-place, lease the same file under the same key. It is created with ``If-None-Match: *``; a run that finds
-another run's lease expired takes it over with ``If-Match`` on the ETag it read, so of two runs racing
-for an expired lease one wins. The holder renews it (``If-Match`` again) just before moving the file, so
-a run whose lease expired and was taken over learns it and leaves the file to the run that holds it now;
-it is released (deleted, ``If-Match``) only while it is still ours, and only on a best-effort basis: a
-lease that cannot be released expires. A lost reply (the write applied, its retry then losing its
-condition) is recognised by reading the lease back: it holds exactly what we wrote.
+``{"run_id", "file", "expires_at"}``. Runs lease groups of files (``ingest.claims``: ``ref`` is the folder or
+inbox and a group number), never one lease per file. ``ref`` names where the files are (an absolute path,
+an ``s3://`` URL), never the source that lists them, so two sources, or a configured source and a
+``--source`` for the same place, lease the same files under the same key. It is created with
+``If-None-Match: *``; a run that finds another run's lease expired takes it over with ``If-Match`` on the
+ETag it read, so of two runs racing for an expired lease one wins. The holder renews it (``If-Match``
+again) before moving files once half its time has passed, so a run whose lease expired and was taken over
+learns it and leaves the files to the run that holds it now; it is released (deleted, ``If-Match``) only
+while it is still ours, and only on a best-effort basis: a lease that cannot be released expires. A lost
+reply (the write applied, its retry then losing its condition) is recognised by reading the lease back: it
+holds exactly what we wrote.
 
 Leases use only the ``Store`` protocol, so they live beside the stores. The clock is passed in, so tests
 move time instead of sleeping; it must return timezone-aware times (a naive one raises ``TypeError``

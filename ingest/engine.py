@@ -1,0 +1,607 @@
+"""Scale-out on Celery with Redis: a sweep dispatches one task per input file; ``ingest worker`` runs them.
+
+The task is the per-file unit of work the in-process runner runs (``ingest.runner.take_files``: read,
+prepare, commit, move); a worker process does exactly that for one file. Installed with the extra
+``ingest[celery]``; the broker is ``broker_url`` (``$INGEST_BROKER_URL``).
+
+How the known ways Celery on Redis loses or repeats work are closed:
+
+- **acks late, prefetch 1, a lost worker rejects.** A task is acknowledged after it ran, each worker process
+  reserves one task at a time, and a task whose process died (killed, out of memory, hard time limit) goes
+  back to the queue (``task_reject_on_worker_lost``). A whole worker that vanishes (``kill -9``, a lost
+  machine) leaves its tasks unacknowledged; Redis hands them out again after ``visibility_timeout``.
+- **The unit is idempotent**, so a task delivered twice is harmless: the second finds the version stored
+  (``unchanged``) or the file already moved (nothing to do).
+- **A file that keeps stopping its worker is refused, not looped.** Every start of a file's task is counted
+  in Redis (by where the file is and what it is) and the count is cleared when the task finishes; a start
+  that finds ``max_deliveries`` unfinished starts before it (killed, out of memory, over the time limit)
+  moves the file to ``failed/`` with the reason (check ``worker-lost``) instead of running it again.
+- **Time limits nest**: ``task_time_limit`` (the soft limit is 80 % of it) is below ``visibility_timeout``
+  and ``lease_seconds`` (checked when the app is made), so a slow file is not handed to a second worker
+  while the first still works on it. A task over the hard limit goes back to the queue
+  (``task_acks_on_timeout`` off), where the count above ends it.
+- **No result backend, no ETA or countdown tasks.** ``run --dispatch --wait`` collects per-file records
+  from a Redis list the tasks push to; nothing is scheduled for later inside Redis (an ETA task sits
+  unacknowledged in a worker and is redelivered after ``visibility_timeout``, over and over).
+- **Redis must not evict** (``maxmemory-policy noeviction``): an evicted task or mark is lost work.
+
+**Order per article.** The dispatching sweep reads and prepares each file it takes (pure and cheap next to
+storing it) to learn its article ids. Files of one article found in one sweep go out as one chain, oldest
+first: the next file's task is sent only after the previous one finished, so whichever workers take them,
+versions land in arrival order. An article whose chain is still with the workers is marked in Redis; a
+later sweep leaves new files of it in the source until the chain is done, so a revision never overtakes
+its predecessor across sweeps either. If a file of a chain fails on storage, the rest of the chain stays
+in the source for the next sweep, in order.
+
+**One taker per file.** A dispatching sweep holds the source's shard leases while it sweeps (like an
+in-process run) and marks each file it sends in Redis until its task is done; a sweep, dispatching or not,
+skips marked files. So overlapping sweeps and runs never take a file twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict
+
+from ingest.claims import where
+from ingest.errors import Check, ConfigError, InputError, RunError, StoreError
+from ingest.report import FileRecord
+from ingest.settings import Settings, SourceSettings
+from ingest.sources import Candidate, Source
+
+if TYPE_CHECKING:
+    import redis
+    from celery import Celery
+
+    from ingest.commit import Committer
+    from ingest.stores.base import Store
+
+log = logging.getLogger("ingest.worker")
+
+#: The queue every ingest task goes through.
+QUEUE = "ingest"
+TASK = "ingest.take_file"
+SWEEP_TASK = "ingest.sweep"
+#: Redis key namespace.
+NS = "ingest:"
+#: How long a dispatch mark, an article's in-flight mark and a try count live without being cleared: long
+#: enough for a deep backlog; short enough that anything a bug left behind heals by itself.
+MARK_SECONDS = 6 * 3600
+#: How long ``--wait`` results stay in Redis if nobody collects them.
+RESULT_SECONDS = 24 * 3600
+
+
+def need_celery() -> None:
+    """Raise a one-line ``ConfigError`` when the ``celery`` extra is not installed."""
+    try:
+        import celery  # noqa: F401
+        import redis  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError(f"the Celery engine is not installed ({exc.name}): pip install 'ingest[celery]'") from None
+
+
+def broker_url(settings: Settings) -> str:
+    if not settings.broker_url:
+        raise ConfigError("no broker configured: set broker_url in the config file or $INGEST_BROKER_URL")
+    return settings.broker_url
+
+
+# ------------------------------------------------------------------------------------------------ the job
+
+
+class Job(BaseModel):
+    """One file's task, as it travels through the broker (JSON)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: SourceSettings
+    file: dict[str, Any]
+    bucket: str
+    prefix: str
+    #: Where the dispatching run collects records (``--wait``); None: nobody waits.
+    run: str | None = None
+    #: Redis keys of this file's dispatch mark and try count.
+    mark: str
+    tries: str
+    #: Article in-flight marks the last file of a chain clears.
+    articles: list[str] = []
+    #: The files of the same article that come after this one, oldest first.
+    then: list[Job] = []
+    #: The archive load (``ingest backfill --name``) this file is part of: read in place, never moved; its
+    #: change entries say ``backfill`` and a refusal is kept under ``backfills/{name}/failed/``.
+    backfill: str | None = None
+
+    def candidate(self) -> Candidate:
+        data = dict(self.file)
+        if data.get("listed") is not None:
+            data["listed"] = tuple(data["listed"])
+        return Candidate(**data)
+
+    def chain(self) -> list[Job]:
+        """This job and every one after it."""
+        return [self, *self.then]
+
+
+def job_for(
+    source: SourceSettings,
+    candidate: Candidate,
+    settings: Settings,
+    *,
+    run: str | None,
+    backfill: str | None = None,
+) -> Job:
+    place = where(candidate)
+    identity = json.dumps([place, candidate.size, candidate.listed])
+    return Job(
+        source=source,
+        file=asdict(candidate),
+        bucket=settings.bucket,
+        prefix=settings.prefix,
+        run=run,
+        mark=f"{NS}file:{_digest(place)}",
+        tries=f"{NS}tries:{_digest(identity)}",
+        backfill=backfill,
+    )
+
+
+def chained(jobs: Sequence[Job], articles: Sequence[str]) -> Job:
+    """One job carrying the rest of ``jobs`` after it; the last clears ``articles``."""
+    tail: Job | None = None
+    for job in reversed(jobs):
+        tail = job.model_copy(update={"then": [tail] if tail else [], "articles": [] if tail else list(articles)})
+    assert tail is not None
+    return tail
+
+
+def article_mark(settings: Settings, article_id: str) -> str:
+    return f"{NS}article:{_digest(f'{settings.bucket}/{settings.prefix}{article_id}')}"
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+# ------------------------------------------------------------------------------------------------ redis
+
+
+@dataclass
+class Broker:
+    """The Redis side of dispatching: marks, try counts, results, the queue's length."""
+
+    client: redis.Redis
+    app: Celery
+
+    def taken(self, jobs: Sequence[Job]) -> list[bool]:
+        """Whether each job's file is already marked as dispatched."""
+        if not jobs:
+            return []
+        values = self.client.mget([j.mark for j in jobs])
+        return [v is not None for v in values]
+
+    def in_flight(self, marks: Sequence[str]) -> set[str]:
+        if not marks:
+            return set()
+        values = self.client.mget(list(marks))
+        return {m for m, v in zip(marks, values, strict=True) if v is not None}
+
+    def mark(self, jobs: Sequence[Job], articles: Sequence[str], owner: str) -> list[bool]:
+        """Mark files as dispatched (only those no one marked first) and their articles as in flight."""
+        pipe = self.client.pipeline(transaction=False)
+        for job in jobs:
+            pipe.set(job.mark, owner, nx=True, ex=MARK_SECONDS)
+        for article in articles:
+            pipe.set(article, owner, ex=MARK_SECONDS)
+        return [bool(r) for r in pipe.execute()[: len(jobs)]]
+
+    def clear(self, keys: Sequence[str]) -> None:
+        if keys:
+            self.client.delete(*keys)
+
+    def tried(self, job: Job) -> int:
+        """Count one more start of this file's task; how many there have been."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.incr(job.tries)
+        pipe.expire(job.tries, MARK_SECONDS)
+        return int(pipe.execute()[0])
+
+    def send(self, job: Job) -> None:
+        self.app.send_task(TASK, args=[job.model_dump(mode="json")], queue=QUEUE)
+
+    def report(self, run: str, file: str, records: Sequence[FileRecord]) -> None:
+        key = f"{NS}run:{run}"
+        entry = json.dumps({"file": file, "records": [r.model_dump(mode="json") for r in records]})
+        pipe = self.client.pipeline(transaction=False)
+        pipe.rpush(key, entry)
+        pipe.expire(key, RESULT_SECONDS)
+        pipe.execute()
+
+    def collect(self, run: str, timeout: float) -> tuple[str, list[FileRecord]] | None:
+        got = self.client.blpop([f"{NS}run:{run}"], timeout=max(1, int(timeout)))
+        if got is None:
+            return None
+        entry = json.loads(got[1])
+        return entry["file"], [FileRecord.model_validate(r) for r in entry["records"]]
+
+    def backlog(self) -> int:
+        """Tasks waiting in the queue (not those a worker holds)."""
+        return int(self.client.llen(QUEUE))
+
+
+def connect(settings: Settings) -> Broker:
+    """The broker the settings name, checked with a PING."""
+    need_celery()
+    import redis
+
+    url = broker_url(settings)
+    client = redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=5, health_check_interval=30)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise BrokerUnavailable(f"broker {_safe(url)} unreachable: {exc}") from exc
+    return Broker(client, make_app(settings))
+
+
+class BrokerUnavailable(RunError):
+    """The broker cannot be reached."""
+
+
+def _safe(url: str) -> str:
+    """The broker URL without its password."""
+    if "@" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+
+
+# ------------------------------------------------------------------------------------------------ celery
+
+
+def make_app(settings: Settings) -> Celery:
+    """The Celery app: the task semantics of the module docstring, in Celery's words."""
+    need_celery()
+    from celery import Celery
+
+    # A task must be over before Redis redelivers it and before the lease on its file runs out, or a slow
+    # file would be taken twice.
+    if settings.task_time_limit >= min(settings.visibility_timeout, settings.lease_seconds):
+        raise ConfigError(
+            f"task_time_limit ({settings.task_time_limit:g} s) must be below visibility_timeout "
+            f"({settings.visibility_timeout:g} s) and lease_seconds ({settings.lease_seconds:g} s)"
+        )
+    app = Celery("ingest", broker=broker_url(settings), set_as_current=False)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_acks_on_timeout=False,  # a task killed at the hard time limit is requeued, and counted
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        result_backend=None,
+        task_time_limit=settings.task_time_limit,
+        task_soft_time_limit=settings.task_time_limit * 0.8,
+        task_default_queue=QUEUE,
+        task_serializer="json",
+        accept_content=["json"],
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout,
+            # Look for tasks of vanished workers about every tenth of the visibility timeout.
+            "unacked_restore_interval": max(1, int(settings.visibility_timeout / 10)),
+            "unacked_restore_throttle": 1,
+            "socket_timeout": 30,
+        },
+        worker_hijack_root_logger=False,
+        worker_send_task_events=True,  # Flower and `celery events` show tasks as they run
+        task_send_sent_event=True,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+    )
+    app.task(name=TASK, bind=True)(_take_file_task)
+    app.task(name=SWEEP_TASK)(_sweep_task)
+    _STATE.settings = settings
+    return app
+
+
+@dataclass
+class _WorkerState:
+    """What one worker process opens once and reuses for every task (per process id: prefork forks)."""
+
+    settings: Settings | None = None
+    pid: int = 0
+    stores: dict[str, Store] = field(default_factory=dict)
+    committers: dict[tuple[str, str], Committer] = field(default_factory=dict)
+    broker: Broker | None = None
+
+    def fresh(self) -> None:
+        if self.pid != os.getpid():  # a forked child: clients are not shared across processes
+            self.pid, self.stores, self.committers, self.broker = os.getpid(), {}, {}, None
+
+    def store(self, bucket: str) -> Store:
+        from ingest.api import open_store
+
+        self.fresh()
+        assert self.settings is not None
+        if bucket not in self.stores:
+            self.stores[bucket] = open_store(self.settings, bucket)
+        return self.stores[bucket]
+
+    def committer(self, bucket: str, prefix: str) -> Committer:
+        from ingest.clock import utcnow
+        from ingest.commit import Committer, new_run_id
+
+        self.fresh()
+        if (bucket, prefix) not in self.committers:
+            assert self.settings is not None
+            run_id = f"{new_run_id(utcnow())}-w{os.getpid()}"
+            self.committers[bucket, prefix] = Committer(
+                self.store(bucket), prefix, workers=self.settings.workers, run_id=run_id
+            )
+        return self.committers[bucket, prefix]
+
+    def redis(self) -> Broker:
+        self.fresh()
+        if self.broker is None:
+            assert self.settings is not None
+            self.broker = connect(self.settings)
+        return self.broker
+
+
+_STATE = _WorkerState()
+
+
+def _take_file_task(task: Any, payload: dict[str, Any]) -> None:
+    take_job(Job.model_validate(payload), _STATE, task_id=getattr(task.request, "id", None))
+
+
+def take_job(job: Job, state: _WorkerState, *, task_id: str | None = None) -> list[FileRecord]:
+    """Run one file's task: count the start, refuse a file that keeps stopping its worker, else the unit of
+    work; then clear the marks, report to a waiting dispatcher, and send the next file of its article."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from ingest.clock import utcnow
+    from ingest.runner import refuse_file, take_files
+    from ingest.sources import open_source
+
+    assert state.settings is not None
+    settings = state.settings.model_copy(update={"bucket": job.bucket, "prefix": job.prefix})
+    broker = state.redis()
+    candidate = _here(job.candidate(), job.source)
+    tries = broker.tried(job)
+    source = open_source(job.source, state.store)
+    store = state.store(job.bucket)
+    stored_fine = True
+    if tries > settings.max_deliveries:
+        reason = (
+            f"its task stopped the worker running it {tries - 1} times (a crash, running out of memory, or "
+            f"the {settings.task_time_limit:g} s time limit): refused so it cannot stop workers again"
+        )
+        records = refuse_file(source, candidate, InputError(candidate.display, reason, check=Check.WORKER_LOST))
+    else:
+        try:
+            records = take_files(
+                settings,
+                store,
+                source,
+                [candidate],
+                committer=state.committer(job.bucket, job.prefix),
+                clock=utcnow,
+                backfill=job.backfill is not None,
+            )
+        except SoftTimeLimitExceeded:  # counted as a stop: the try count is kept
+            limit = settings.task_time_limit * 0.8
+            records = [_left(job, candidate, f"took longer than {limit:g} s; left in the source for the next sweep")]
+            broker.clear([job.mark])
+            _next(job, broker, candidate, stored_fine=False)
+            return records
+        except (RunError, StoreError) as exc:
+            records = [_left(job, candidate, f"{exc}; left in the source for the next sweep")]
+            stored_fine = False
+    stored_fine = stored_fine and not any((r.error or {}).get("check") == Check.STORAGE for r in records)
+    broker.clear([job.mark, job.tries])  # finished: this start did not stop its worker
+    if job.backfill is not None:
+        _keep_refusals(store, settings.prefix, job.backfill, records)
+    if job.run:
+        broker.report(job.run, candidate.display, records)
+    for record in records:
+        log.info("%s %s%s", record.outcome, record.path, f" -> {record.key}" if record.key else "")
+    _next(job, broker, candidate, stored_fine=stored_fine)
+    del task_id
+    return records
+
+
+def _next(job: Job, broker: Broker, candidate: Candidate, *, stored_fine: bool) -> None:
+    """Send the next file of the article's chain; if this one was not stored, leave the rest in the source
+    (in order, for the next sweep) and free the article."""
+    if not job.then:
+        broker.clear(job.articles)
+        return
+    if stored_fine:
+        broker.send(job.then[0])
+        return
+    rest = job.then[0].chain()
+    for later in rest:
+        note = f"left in the source: an earlier file of its article ({candidate.display}) was not stored"
+        broker.clear([later.mark])
+        if job.run:
+            broker.report(job.run, later.candidate().display, [_left(later, later.candidate(), note)])
+    broker.clear(rest[-1].articles)
+
+
+def _here(candidate: Candidate, source: SourceSettings) -> Candidate:
+    """The candidate as this machine sees it. A drop folder shared over the network has another device
+    number on every machine; the inode, size and modification time a sweep listed are the file's own."""
+    if source.is_s3 or candidate.listed is None:
+        return candidate
+    try:
+        info = os.stat(candidate.ref, follow_symlinks=False)
+    except OSError:
+        return candidate  # gone or unreadable: reading it says so
+    local = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+    if local[1:] != candidate.listed[1:]:
+        return candidate  # changed since it was listed: reading it says so
+    return dataclasses.replace(candidate, listed=local)
+
+
+def _keep_refusals(store: Store, prefix: str, name: str, records: Sequence[FileRecord]) -> None:
+    """A refused archive file cannot go to failed/: its record goes under ``backfills/{name}/failed/``."""
+    from ingest.keys import backfill_key
+
+    folder = backfill_key(prefix, name)[: -len(".json")]
+    for record in records:
+        if record.error is not None:
+            store.put(f"{folder}/failed/{_digest(record.path)}.json", record.model_dump_json(indent=2).encode())
+
+
+def _left(job: Job, candidate: Candidate, message: str) -> FileRecord:
+    error = InputError(candidate.display, message, check=Check.STORAGE).as_dict()
+    return FileRecord(source=job.source.name, path=candidate.display, outcome="failed", error=error, message=message)
+
+
+def _sweep_task() -> None:
+    """A dispatching sweep of the configured sources, for a Celery beat schedule."""
+    from ingest.api import open_sources, open_store
+    from ingest.report import Reporter
+
+    settings = _STATE.settings
+    assert settings is not None
+    dispatch(settings, open_store(settings), open_sources(settings), Reporter("json"), broker=_STATE.redis())
+
+
+# ------------------------------------------------------------------------------------------------ dispatching
+
+
+def dispatch(
+    settings: Settings,
+    store: Store,
+    sources: Sequence[Any],
+    reporter: Any,
+    *,
+    wait: bool = False,
+    broker: Broker | None = None,
+    stop: Callable[[], bool] = lambda: False,
+) -> Any:
+    """One dispatching sweep (``ingest run --dispatch``); with ``wait``, collect what the workers did and
+    report it like an in-process run. Returns the ``RunReport``."""
+    from ingest.runner import run_once
+
+    broker = broker or connect(settings)
+    return run_once(settings, store, sources, reporter, stop=stop, dispatcher=Dispatcher(settings, broker, wait))
+
+
+@dataclass
+class Dispatcher:
+    """Sends a sweep's batches to the workers: grouped by article, marked, chained (see the docstring)."""
+
+    settings: Settings
+    broker: Broker
+    wait: bool
+    sent: dict[str, str] = field(default_factory=dict)  # file display -> source name, awaiting a record
+
+    def filter(self, source: SourceSettings, candidates: Sequence[Candidate]) -> tuple[list[Candidate], int]:
+        """Candidates not already with the workers, and how many are."""
+        jobs = [job_for(source, c, self.settings, run=None) for c in candidates]
+        taken = self.broker.taken(jobs)
+        free = [c for c, t in zip(candidates, taken, strict=True) if not t]
+        return free, len(candidates) - len(free)
+
+    def send(
+        self, source: SourceSettings, groups: Sequence[tuple[list[Candidate], list[str]]], run_id: str
+    ) -> tuple[int, list[str]]:
+        """Send each group (files of one article, oldest first, and its article ids) as one chain.
+        Returns how many files went out, and the files left because their article is still in flight."""
+        flying = self.broker.in_flight([article_mark(self.settings, a) for _, ids in groups for a in ids])
+        sent, deferred = 0, list[str]()
+        for files, ids in groups:
+            marks = [article_mark(self.settings, a) for a in ids]
+            if flying.intersection(marks):
+                deferred.extend(c.display for c in files)
+                continue
+            run = run_id if self.wait else None
+            jobs = [job_for(source, c, self.settings, run=run) for c in files]
+            ok = self.broker.mark(jobs, marks, run_id)
+            jobs = [j for j, fine in zip(jobs, ok, strict=True) if fine]  # another sweep sent the rest
+            if not jobs:
+                continue
+            self.broker.send(chained(jobs, marks))
+            for job in jobs:
+                self.sent[job.candidate().display] = source.name
+            sent += len(jobs)
+        return sent, deferred
+
+    def send_backfill(self, source: Source, candidates: Sequence[Candidate], name: str) -> list[Candidate]:
+        """Send a backfill page: archive files of one article chained oldest first, read in place. An article
+        still with the workers from the page before is waited for, so its versions stay in archive order.
+        Returns the files sent (one another backfill already sent is not sent again)."""
+        from ingest.runner import group_by_article
+
+        sent: list[Candidate] = []
+        for files, ids in group_by_article(self.settings, source, candidates):
+            marks = [article_mark(self.settings, a) for a in ids]
+            while self.broker.in_flight(marks):
+                time.sleep(0.2)
+            jobs = [job_for(source.settings, c, self.settings, run=None, backfill=name) for c in files]
+            ok = self.broker.mark(jobs, marks, f"backfill-{name}")
+            jobs = [j for j, fine in zip(jobs, ok, strict=True) if fine]
+            if jobs:
+                self.broker.send(chained(jobs, marks))
+                sent += [j.candidate() for j in jobs]
+            else:
+                self.broker.clear(marks)
+        return sent
+
+    def collect(self, run_id: str, on_records: Callable[[list[FileRecord]], None]) -> list[str]:
+        """Wait for a record of every file sent; returns the files no worker reported on in time (none came
+        for ``visibility_timeout + task_time_limit``: by then a vanished worker's task was handed out again)."""
+        stall = self.settings.visibility_timeout + self.settings.task_time_limit
+        pending = dict(self.sent)
+        last = announced = time.monotonic()
+        while pending:
+            got = self.broker.collect(run_id, timeout=5)
+            now = time.monotonic()
+            if got is None:
+                if now - announced >= 10:
+                    log.info("waiting for workers: %d of %d files done", len(self.sent) - len(pending), len(self.sent))
+                    announced = now
+                if now - last > stall:
+                    return sorted(pending)
+                continue
+            file, records = got
+            if file not in pending:
+                continue  # a repeated delivery's report: the first one counts
+            del pending[file]
+            last = now
+            on_records(records)
+        return []
+
+
+def worker_main(settings: Settings, *, concurrency: int | None, beat: bool, loglevel: str) -> int:
+    """``ingest worker``: a prefork Celery worker consuming the ingest queue (returns when it stops)."""
+    app = make_app(settings)
+    connect(settings)  # fail early and clearly when the broker is not there
+    argv = [
+        "worker",
+        f"--loglevel={loglevel}",
+        "--pool=prefork",
+        f"--queues={QUEUE}",
+        f"--hostname=ingest-{os.getpid()}@{socket.gethostname()}",
+        "--without-mingle",
+        "--without-gossip",
+    ]
+    if concurrency:
+        argv.append(f"--concurrency={concurrency}")
+    if beat:
+        # A sweep that waited in the queue past the next one is dropped (expires), so sweeps never pile up
+        # behind a backlog of files.
+        every = max(settings.poll_seconds, 10.0)
+        app.conf.beat_schedule = {"sweep": {"task": SWEEP_TASK, "schedule": every, "options": {"expires": every}}}
+        argv += ["--beat", f"--schedule={os.path.join(os.getcwd(), '.ingest-beat-schedule')}"]
+    app.worker_main(argv)
+    return 0

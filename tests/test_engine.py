@@ -1,0 +1,261 @@
+"""The Celery engine (``ingest.engine``) with a real Redis, real SeaweedFS and real worker processes.
+
+The big test is issue 11's: two workers, 800 files, one worker killed with SIGKILL in the middle and
+started again; nothing lost, nothing doubled, revisions in arrival order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from ingest import devredis
+from ingest.api import dispatcher, open_sources
+from ingest.engine import Job, _WorkerState, connect, job_for, take_job
+from ingest.keys import Keys
+from ingest.report import Reporter, RunReport
+from ingest.runner import run_once
+from ingest.settings import Settings, SourceSettings, load_settings
+from ingest.sources import Candidate
+from ingest.stores.s3 import S3Store
+from tests.conftest import BUCKET, read_feed
+
+pytestmark = [pytest.mark.s3, pytest.mark.redis]
+
+#: Short limits, so a killed worker's task comes back in seconds rather than minutes.
+LIMITS = {"task_time_limit": "4", "visibility_timeout": "8", "lease_seconds": "30"}
+
+
+def _settings(prefix: str, drop: Path, **extra: object) -> Settings:
+    values: dict[str, object] = {"bucket": BUCKET, "prefix": prefix, **LIMITS, **extra}
+    settings = load_settings(values, env={"INGEST_BROKER_URL": os.environ["INGEST_BROKER_URL"]})
+    source = SourceSettings(name="wires", location=str(drop), settle_seconds=0)
+    return settings.model_copy(update={"sources": [source]})
+
+
+def _worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """One `ingest worker` with one process, in its own process group (so SIGKILL takes all of it)."""
+    with log.open("ab") as out:  # the child has its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "ingest", "worker", "--concurrency", "1", "--loglevel", "WARNING"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _kill(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+    proc.wait(timeout=30)
+
+
+def _write(path: Path, text: str, mtime: float) -> None:
+    path.write_text(text)
+    os.utime(path, (mtime, mtime))
+
+
+def _dispatch(settings: Settings) -> RunReport:
+    return run_once(
+        settings,
+        S3Store(settings.bucket),
+        open_sources(settings),
+        Reporter("text", out=io.StringIO()),
+        dispatcher=dispatcher(settings),
+    )
+
+
+@pytest.fixture
+def worker_env(local_s3: object, local_redis: devredis.LocalRedis, prefix: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INGEST_")}
+    env.update({"INGEST_BUCKET": BUCKET, "INGEST_PREFIX": prefix, "INGEST_BROKER_URL": local_redis.url})
+    env.update({f"INGEST_{k.upper()}": v for k, v in LIMITS.items()})
+    return env
+
+
+def test_two_workers_one_killed_mid_run_lose_nothing_and_keep_revisions_in_order(
+    tmp_path: Path, worker_env: dict[str, str], prefix: str, store: S3Store
+) -> None:
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    settings = _settings(prefix, drop)
+    old = time.time() - 600
+    for n in range(600):
+        _write(drop / f"a-{n:03d}.txt", f"Single story {n}\n\nThe only paragraph of story {n}.\n", old)
+    for n in range(100):
+        first = f"---\nid: rev-{n:03d}\nheadline: Revision one of {n}\n---\nFirst telling of story {n}.\n"
+        _write(drop / f"r-{n:03d}-1.txt", first, old)
+    logs = tmp_path / "workers.log"
+    workers = [_worker(worker_env, logs), _worker(worker_env, logs)]
+    try:
+        first_sweep = _dispatch(settings)
+        assert first_sweep.dispatched == 700
+        # The second revisions arrive later, while the first ones are still with the workers.
+        for n in range(100):
+            second = f"---\nid: rev-{n:03d}\nheadline: Revision two of {n}\n---\nSecond telling of story {n}.\n"
+            _write(drop / f"r-{n:03d}-2.txt", second, old + 60)
+        # Kill one worker outright in the middle of the work, then start it again.
+        deadline = time.time() + 120
+        while len(list((drop / "processed").rglob("*.txt"))) < 250 and time.time() < deadline:
+            time.sleep(0.05)
+        _kill(workers[0])
+        workers[0] = _worker(worker_env, logs)
+        # Sweep until the folder is drained (revisions wait while their article is in flight).
+        deadline = time.time() + 240
+        while list(drop.glob("*.txt")) and time.time() < deadline:
+            _dispatch(settings)
+            time.sleep(1)
+        assert not list(drop.glob("*.txt")), f"not drained; worker log: {logs.read_text()[-3000:]}"
+    finally:
+        for proc in workers:
+            _kill(proc, signal.SIGTERM)
+
+    processed = [p.name for p in (drop / "processed").rglob("*.txt")]
+    assert len(processed) == 800 and len(set(processed)) == 800  # every file exactly once
+    assert not (drop / "failed").exists() or not list((drop / "failed").iterdir())
+    feed = Counter((e.id, e.version) for e in read_feed(store, prefix))
+    expected: dict[str, int] = {f"a-{n:03d}": 1 for n in range(600)} | {f"rev-{n:03d}": 2 for n in range(100)}
+    for article, versions in expected.items():
+        keys = Keys(prefix, article)
+        latest = json.loads(store.get(keys.latest).body)  # type: ignore[union-attr]
+        assert latest["version"] == versions, article
+        assert store.get(keys.version(versions + 1)) is None  # no version beyond the revisions sent
+        raws = list(store.list_keys(f"{prefix}raw/{article}/"))
+        assert len(raws) == versions, (article, raws)  # the input archived once per version
+        for v in range(1, versions + 1):
+            assert feed[article, v] >= 1, (article, v)  # the feed lists every version
+    for n in range(100):
+        keys = Keys(prefix, f"rev-{n:03d}")
+        assert json.loads(store.get(keys.version(1)).body)["headline"] == f"Revision one of {n}"  # type: ignore[union-attr]
+        assert json.loads(store.get(keys.latest).body)["headline"] == f"Revision two of {n}"  # type: ignore[union-attr]
+
+
+def test_revisions_found_in_one_sweep_go_out_as_one_chain_oldest_first(
+    tmp_path: Path, local_redis: devredis.LocalRedis, prefix: str, store: S3Store
+) -> None:
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    settings = _settings(prefix, drop)
+    base = time.time() - 600
+    # Named so that name order is the reverse of arrival order.
+    _write(drop / "z.txt", "---\nid: one\nheadline: Oldest\n---\nFirst.\n", base)
+    _write(drop / "a.txt", "---\nid: one\nheadline: Newest\n---\nSecond.\n", base + 30)
+    broker = connect(settings)
+    broker.client.delete("ingest")  # an empty queue: this test reads what the sweep sends
+    report = _dispatch(settings)
+    assert report.dispatched == 2
+    sent = [json.loads(m) for m in broker.client.lrange("ingest", 0, -1)]
+    assert len(sent) == 1  # one task: the second file waits inside the first one's job
+    body = json.loads(__import__("base64").b64decode(sent[0]["body"]))
+    job = Job.model_validate(body[0][0])
+    assert [j.candidate().name for j in job.chain()] == ["z.txt", "a.txt"]
+    assert job.articles == [] and job.then[0].articles  # the last one clears the article's mark
+    # A sweep while the chain is with the workers sends nothing of that article.
+    _write(drop / "m.txt", "---\nid: one\nheadline: Later still\n---\nThird.\n", base + 60)
+    again = _dispatch(settings)
+    assert again.dispatched == 0 and str(drop / "m.txt") in again.waiting
+    broker.client.delete("ingest")
+
+
+def test_a_file_that_keeps_stopping_its_worker_is_refused_with_the_reason(
+    tmp_path: Path, local_redis: devredis.LocalRedis, prefix: str, store: S3Store
+) -> None:
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    path = drop / "deadly.txt"
+    _write(path, "Deadly story\n\nIt stops every worker that opens it.\n", time.time() - 60)
+    settings = _settings(prefix, drop, max_deliveries=2)
+    source = settings.sources[0]
+    info = path.stat()
+    candidate = Candidate(
+        str(path), path.name, info.st_size, str(path), listed=(info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+    )
+    job = job_for(source, candidate, settings, run=None)
+    state = _WorkerState(settings=settings)
+    broker = state.redis()
+    broker.client.delete(job.tries)
+    broker.client.set(job.tries, 2)  # two starts already, each ended by its worker dying
+    records = take_job(job, state)
+    assert [r.outcome for r in records] == ["failed"]
+    assert records[0].error is not None and records[0].error["check"] == "worker-lost"
+    assert "stopped the worker running it 2 times" in (records[0].error["message"] or "")
+    assert (drop / "failed" / "deadly.txt").exists()
+    error = json.loads((drop / "failed" / "deadly.txt.error.json").read_text())
+    assert error["check"] == "worker-lost"
+    assert store.get(Keys(prefix, "deadly").latest) is None  # never run a third time
+
+
+def test_a_duplicate_delivery_is_harmless(
+    tmp_path: Path, local_redis: devredis.LocalRedis, prefix: str, store: S3Store
+) -> None:
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    path = drop / "twice.txt"
+    _write(path, "Twice told\n\nDelivered two times by the broker.\n", time.time() - 60)
+    settings = _settings(prefix, drop)
+    info = path.stat()
+    candidate = Candidate(
+        str(path), path.name, info.st_size, str(path), listed=(info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+    )
+    job = job_for(settings.sources[0], candidate, settings, run=None)
+    state = _WorkerState(settings=settings)
+    first = take_job(job, state)
+    second = take_job(job, state)  # the same message again (a worker died after the work, before the ack)
+    assert [r.outcome for r in first] == ["created"]
+    assert second == []  # the file is gone: nothing to do, nothing written
+    assert store.get(Keys(prefix, "twice").version(2)) is None
+    assert len([e for e in read_feed(store, prefix) if e.id == "twice"]) == 1
+
+
+def test_run_dispatch_wait_reports_like_an_in_process_run(
+    tmp_path: Path, worker_env: dict[str, str], prefix: str, store: S3Store
+) -> None:
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    old = time.time() - 60
+    for n in range(5):
+        _write(drop / f"s-{n}.txt", f"Story {n}\n\nParagraph {n}.\n", old)
+    _write(drop / "bad.txt", "", old)
+    logs = tmp_path / "worker.log"
+    worker = _worker(worker_env, logs)
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "ingest", "run", "--dispatch", "--wait", "--source", str(drop), "--log-format=text"],
+            env={**worker_env, "INGEST_SETTLE_SECONDS": "0"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        _kill(worker, signal.SIGTERM)
+    assert run.returncode == 1, run.stderr + logs.read_text()[-2000:]  # one file refused, as in-process
+    assert "5 created" in run.stdout and "1 failed" in run.stdout
+    assert "bad.txt" in run.stdout
+    assert len(list((drop / "processed").rglob("*.txt"))) == 5
+    assert (drop / "failed" / "bad.txt").exists()
+    reports = list(store.list_keys(f"{prefix}runs/"))
+    assert len(reports) == 1
+    stored = json.loads(store.get(reports[0]).body)  # type: ignore[union-attr]
+    assert stored["counts"] == {"created": 5, "failed": 1}
+
+
+def test_no_broker_is_a_clear_error(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    from tests.conftest import cli
+
+    run = cli("run", "--dispatch", "--source", str(tmp_path), env={**cli_env, "INGEST_BROKER_URL": ""})
+    assert run.returncode == 2
+    assert "no broker configured" in run.stderr
+    nowhere = {**cli_env, "INGEST_BROKER_URL": "redis://127.0.0.1:9/0"}
+    down = cli("run", "--dispatch", "--source", str(tmp_path), env=nowhere)
+    assert down.returncode == 2 and "unreachable" in down.stderr
