@@ -7,7 +7,8 @@ read side (``Archive``) in ``ingest.archive``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -83,21 +84,44 @@ def ingest_files(
     clock: Clock = utcnow,
     committer: Commits | None = None,
 ) -> list[Outcome]:
-    """Ingest files in batches of ``settings.batch_size`` (``ingest file``). Bad files become ``failed``
-    outcomes; a storage failure raises ``StoreError`` (the run cannot go on). ``committer`` (e.g. from
+    """Ingest files in batches of ``settings.batch_size`` (``ingest file``), all outcomes in a list (see
+    ``ingest_stream`` for many files). Bad files become ``failed`` outcomes; a storage failure raises
+    ``StoreError`` (the run cannot go on)."""
+    outcomes: list[Outcome] = []
+    for outcome in ingest_stream(paths, settings, store, note=note, editor=editor, clock=clock, committer=committer):
+        outcomes.append(outcome)
+        if on_outcome:
+            on_outcome(outcome)
+    return outcomes
+
+
+def ingest_stream(
+    paths: Iterable[Path],
+    settings: Settings,
+    store: Store,
+    *,
+    note: str | None = None,
+    editor: str | None = None,
+    clock: Clock = utcnow,
+    committer: Commits | None = None,
+) -> Iterator[Outcome]:
+    """``ingest_files`` as a stream: ``paths`` are read a batch at a time and each outcome is yielded as
+    its batch is stored, so 100,000 files cost one batch of memory. ``committer`` (e.g. from
     ``committer_for``) writes the batches; by default one process does."""
     check_settings(settings)  # a bad rule or format is a ConfigError before any file is read
     rules = rules_for(settings)
     committer = committer or Committer(store, settings.prefix, workers=settings.workers, clock=clock)
-    outcomes: list[Outcome] = []
-    for start in range(0, len(paths), settings.batch_size):
-        chunk = paths[start : start + settings.batch_size]
-        batch = [item for path in chunk for item in _read(path, rules, settings, clock)]
-        for outcome in committer.commit(batch, note=note, editor=editor):
-            outcomes.append(outcome)
-            if on_outcome:
-                on_outcome(outcome)
-    return outcomes
+    chunk: list[Path] = []
+    for path in itertools.chain(paths, [None]):
+        if path is not None:
+            chunk.append(path)
+            if len(chunk) < settings.batch_size:
+                continue
+        if not chunk:
+            break
+        batch = [item for file in chunk for item in _read(file, rules, settings, clock)]
+        chunk = []
+        yield from committer.commit(batch, note=note, editor=editor)
 
 
 def committer_for(settings: Settings, store: Store, log: tuple[LogFormat, bool] = ("text", False)) -> Commits:

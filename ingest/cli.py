@@ -16,7 +16,7 @@ import signal
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,7 +33,7 @@ from ingest import (
     dispatched_files,
     dispatcher,
     formats,
-    ingest_files,
+    ingest_stream,
     open_sources,
     open_store,
     preview_files,
@@ -84,6 +84,7 @@ _EXAMPLES: dict[str, tuple[str, ...]] = {
         "ingest file wires/*.txt                  store new articles and new versions",
         'ingest file --note "Fixed the death toll" --editor "J. Smith" story.txt',
         "ingest file --json inbox/*.json          one JSON object per file, for scripts",
+        "ingest file - < list.txt                 file names from stdin, one per line",
     ),
     "show": (
         "ingest show bridge-closure               the latest version",
@@ -188,7 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
         "with the reason). Good files are stored even when others are refused.",
         _cmd_file,
     )
-    p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="article files to ingest")
+    p.add_argument(
+        "files", nargs="+", type=Path, metavar="FILE", help="article files to ingest; - reads names from stdin"
+    )
     p.add_argument(
         "--json", action="store_true", help='one JSON object per file: {"path", "id", "version", "outcome", "key"}'
     )
@@ -400,26 +403,36 @@ def _cmd_parse(args: argparse.Namespace) -> int:
 
 def _cmd_file(args: argparse.Namespace) -> int:
     settings = _settings(args)
-
-    def report(outcome: Outcome) -> None:
+    store = open_store(settings)
+    refused = 0
+    outcomes = ingest_stream(
+        _file_list(args.files),
+        settings,
+        store,
+        note=args.note,
+        editor=args.editor,
+        committer=committer_for(settings, store, (args.log_format, args.debug)),
+    )
+    for outcome in outcomes:  # printed as each batch is stored, never collected
         if outcome.error is not None:
+            refused += 1
             _err(f"error: {outcome.error}")
         if args.json:
             print(json.dumps(outcome.as_json(), ensure_ascii=False), flush=True)
         elif outcome.error is None:
             print(outcome.line(), flush=True)
+    return EXIT_REFUSED if refused else EXIT_OK
 
-    store = open_store(settings)
-    outcomes = ingest_files(
-        args.files,
-        settings,
-        store,
-        note=args.note,
-        editor=args.editor,
-        on_outcome=report,
-        committer=committer_for(settings, store, (args.log_format, args.debug)),
-    )
-    return EXIT_REFUSED if any(o.outcome == "failed" for o in outcomes) else EXIT_OK
+
+def _file_list(files: list[Path]) -> Iterator[Path]:
+    """The FILE arguments; ``-`` reads more names from stdin, one per line (for lists too long for argv)."""
+    for path in files:
+        if str(path) != "-":
+            yield path
+            continue
+        for line in sys.stdin:
+            if line.strip():
+                yield Path(line.rstrip("\n"))
 
 
 def _archive(args: argparse.Namespace) -> Archive:

@@ -7,21 +7,26 @@ stderr is not a terminal) every event is one JSON object per line on stderr inst
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, Literal, TextIO
+from tempfile import SpooledTemporaryFile
+from typing import Any, BinaryIO, Literal, TextIO
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from ingest.errors import printable
 from ingest.outcome import Outcome
 
 LogFormat = Literal["text", "json"]
+#: A run's file records stay in memory up to this size, then go to a temporary file.
+_SPOOL_BYTES = 1 << 20
 log = logging.getLogger("ingest.run")
 #: Sub-folders named in the not-taken note; the run report lists them all.
 _NOTE_PLACES = 10
@@ -77,11 +82,43 @@ class RunReport(BaseModel):
     )
     leased_elsewhere: int = Field(default=0, description="Files another run was already working on.")
     dispatched: int = Field(default=0, description="Files sent to workers (`--dispatch`).")
-    files: list[FileRecord] = Field(default_factory=list)
+    #: Read from a stored report's ``files``; a run's own records go through ``add`` into a spool file, so a
+    #: run of 100,000 files does not hold 100,000 records. ``files`` reads them back.
+    loaded: list[FileRecord] = Field(default_factory=list, validation_alias="files", exclude=True, repr=False)
     source_errors: dict[str, str] = Field(
         default_factory=dict, description="Sources that could not be swept, by name, with the reason."
     )
     error: str | None = Field(default=None, description="Why the run itself failed, if it did.")
+
+    _log: _RecordLog = PrivateAttr(default_factory=lambda: _RecordLog())
+
+    def model_post_init(self, context: Any, /) -> None:
+        for record in self.loaded:
+            self.add(record)
+        self.loaded = []
+
+    def add(self, record: FileRecord) -> None:
+        """One file of the run: spooled (to disk past a small size), counted, and kept if it is an error."""
+        self._log.add(record)
+
+    @property
+    def files(self) -> list[FileRecord]:
+        """Every file record of the run, read back from the spool (for tests and small runs)."""
+        return list(self._log.records())
+
+    @property
+    def total(self) -> int:
+        """How many file records the run has."""
+        return self._log.total
+
+    def write_json(self, out: BinaryIO) -> None:
+        """The report as ``runs/{run-id}.json`` holds it, written to ``out`` record by record."""
+        head = self.model_dump_json(indent=2)
+        out.write(head[: head.rindex("}")].rstrip().encode() + b',\n  "files": [')
+        for n, line in enumerate(self._log.lines()):
+            out.write(b",\n    " if n else b"\n    ")
+            out.write(line)
+        out.write(b"\n  ]\n}\n")
 
     def add_time(self, phase: str, since: float) -> float:
         """Add the time since ``since`` (a monotonic clock reading) to ``phase``; returns the clock now."""
@@ -90,13 +127,13 @@ class RunReport(BaseModel):
         return now
 
     def count(self) -> None:
-        self.counts = dict(Counter(f.outcome for f in self.files))
+        self.counts = dict(self._log.counts)
         if self.waiting:
             self.counts["waiting"] = len(self.waiting)
 
     @property
     def errors(self) -> list[FileRecord]:
-        return [f for f in self.files if f.error is not None]
+        return list(self._log.errors)
 
     def summary(self) -> str:
         parts = [f"{n} {word}" for word, n in sorted(self.counts.items()) if word != "waiting"]
@@ -107,7 +144,7 @@ class RunReport(BaseModel):
             line += f"; {len(self.waiting)} still being written, left for the next run"
         if self.leased_elsewhere:
             line += f"; {self.leased_elsewhere} taken by another run"
-        if self.dispatched and not self.files:
+        if self.dispatched and not self.total:
             line += f"; {self.dispatched} sent to workers"
         line += f"; {self.seconds:.1f} s"
         if self.error:
@@ -125,6 +162,42 @@ class RunReport(BaseModel):
         if len(self.not_taken) > _NOTE_PLACES:
             shown.append(f"and {len(self.not_taken) - _NOTE_PLACES} more")
         return f"note: {files} not taken (only the top level is read): {', '.join(shown)}"
+
+
+class _RecordLog:
+    """A run's file records as JSON lines in a temporary file (in memory until it grows), with counts per
+    outcome and the records that are errors (usually few) kept at hand."""
+
+    def __init__(self) -> None:
+        self._spool: SpooledTemporaryFile[bytes] | None = None
+        self.counts: Counter[str] = Counter()
+        self.errors: list[FileRecord] = []
+        self.total = 0
+
+    def add(self, record: FileRecord) -> None:
+        if self._spool is None:
+            self._spool = SpooledTemporaryFile(max_size=_SPOOL_BYTES, mode="w+b")  # noqa: SIM115 (see __del__)
+        self._spool.seek(0, io.SEEK_END)
+        self._spool.write(record.model_dump_json().encode() + b"\n")
+        self.counts[record.outcome] += 1
+        self.total += 1
+        if record.error is not None:
+            self.errors.append(record)
+
+    def __del__(self) -> None:  # the spool lives as long as its report, however long a caller keeps that
+        if self._spool is not None:
+            self._spool.close()
+
+    def lines(self) -> Iterator[bytes]:
+        if self._spool is None:
+            return
+        self._spool.seek(0)
+        for line in self._spool:
+            yield line.rstrip(b"\n")
+
+    def records(self) -> Iterator[FileRecord]:
+        for line in self.lines():
+            yield FileRecord.model_validate_json(line)
 
 
 class JsonFormatter(logging.Formatter):

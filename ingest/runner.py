@@ -26,10 +26,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from tempfile import TemporaryFile
 from typing import TYPE_CHECKING, Protocol
 
 from ingest.claims import ShardClaims, shard_of, where
@@ -142,7 +143,7 @@ def run_once(
         report.finished_at = clock()
         report.seconds = time.monotonic() - started
         report.count()
-        idle = not report.files and report.error is None
+        idle = not report.total and report.error is None
         if not (idle and quiet_when_idle):
             reporter.finished(report)
         if store_idle_report or not idle:
@@ -153,7 +154,9 @@ def run_once(
 def _store_report(store: Store, prefix: str, report: RunReport) -> None:
     """``runs/{run-id}.json``, best effort: a run that failed because storage is down cannot store it."""
     try:
-        store.put(run_key(prefix, report.run_id), report.model_dump_json(indent=2).encode())
+        with TemporaryFile() as out:  # written record by record: a big run's report is never held whole
+            report.write_json(out)
+            store.put_file(run_key(prefix, report.run_id), out)
     except StoreError as exc:
         log.warning("run report %s not stored: %s", report.run_id, exc)
 
@@ -184,29 +187,32 @@ class _Sweep:
         self.storage_failed = False
 
     def run(self, stop: Callable[[], bool]) -> None:
-        """List the source, lease what is ready, then take it (or send it to workers), batch by batch."""
+        """List the source, then a batch at a time: lease what is ready, take it (or send it to workers).
+        The listing is gone through as the batches go, never held whole."""
         mark = time.monotonic()
         scan = self.source.scan(self.clock().timestamp())
         self.report.add_time("scan", mark)
-        self.report.waiting += scan.waiting
-        self.report.not_taken.update(scan.not_taken)
-        ready = scan.ready
-        if self.claims is not None:
-            ready, elsewhere = self.claims.claim(ready)
-            self.report.leased_elsewhere += elsewhere
-        if self.dispatched is not None and ready:
-            ready, queued = self.dispatched.filter(self.source.settings, ready)
-            self.report.leased_elsewhere += queued
-        if self.reporter and self.dispatcher is None:
-            self.reporter.planned(len(ready))
-        size = self.settings.batch_size
-        for start in range(0, len(ready), size):
-            if stop():
-                break
-            if self.dispatcher is not None:
-                self.send(ready[start : start + size])
-            else:
-                self.batch(ready[start : start + size], stop)
+        try:
+            for chunk in _chunks(scan.ready, self.settings.batch_size):
+                if stop():
+                    break
+                if self.claims is not None:
+                    chunk, elsewhere = self.claims.claim(chunk)
+                    self.report.leased_elsewhere += elsewhere
+                if self.dispatched is not None and chunk:
+                    chunk, queued = self.dispatched.filter(self.source.settings, chunk)
+                    self.report.leased_elsewhere += queued
+                if not chunk:
+                    continue
+                if self.dispatcher is not None:
+                    self.send(chunk)
+                else:
+                    if self.reporter:
+                        self.reporter.planned(len(chunk))
+                    self.batch(chunk, stop)
+        finally:
+            self.report.waiting += scan.waiting
+            self.report.not_taken.update(scan.not_taken)
 
     def batch(self, candidates: Sequence[Candidate], stop: Callable[[], bool] = lambda: False) -> list[FileRecord]:
         """Read, prepare, commit and move these files; their records, in order."""
@@ -234,7 +240,7 @@ class _Sweep:
         self.report.add_time("move", mark)
         done = [record for file_records in records for record in file_records]
         for record in done:
-            self.report.files.append(record)
+            self.report.add(record)
             if self.reporter:
                 self.reporter.file(record)
         return done
@@ -320,6 +326,17 @@ class Watched:
     failing: str | None
 
 
+def _chunks(items: Iterable[Candidate], size: int) -> Iterator[list[Candidate]]:
+    chunk: list[Candidate] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 def take_files(
     settings: Settings,
     store: Store,
@@ -402,7 +419,7 @@ def _collect(dispatcher: Dispatcher, report: RunReport, reporter: Reporter) -> N
 
     def add(records: list[FileRecord]) -> None:
         for record in records:
-            report.files.append(record)
+            report.add(record)
             reporter.file(record)
 
     missing = dispatcher.collect(report.run_id, add)
@@ -470,7 +487,7 @@ def watch(
             # A file not stored for storage trouble stays in its source, and a later sweep stores it.
             refused += sum(1 for r in report.errors if (r.error or {}).get("check") != "storage")
             failing, pause = None, settings.poll_seconds
-            if heartbeat or report.files:
+            if heartbeat or report.total:
                 last_report = now
         stop.wait(pause)
     return Watched(refused, failing)

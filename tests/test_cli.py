@@ -7,6 +7,7 @@ and ``test_faults.py``.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import socket
@@ -210,3 +211,18 @@ def test_corrupt_stored_data_and_version_zero_are_one_line_errors(
         assert out.returncode == code, (args, out.stderr)
         assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr, out.stderr
     assert "v0.json" in cli("show", "broken", "--version", "0", env=cli_env).stderr
+
+
+def test_file_reads_names_from_stdin_when_given_a_dash(
+    tmp_path: Path, cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = []
+    for n in range(3):
+        path = tmp_path / f"listed-{n}.txt"
+        path.write_text(f"Listed story {n}\n\nIts one paragraph.\n")
+        names.append(str(path))
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(names) + "\n\n"))
+    ran = cli("file", "-", env=cli_env)
+    assert ran.returncode == 0, ran.stderr
+    assert [line.split()[0] for line in ran.stdout.splitlines()] == ["created"] * 3
+    assert all(f"listed-{n}.txt" in ran.stdout for n in range(3))

@@ -72,6 +72,7 @@ PUBLIC = [
     "dispatcher",
     "formats",
     "ingest_files",
+    "ingest_stream",
     "load_settings",
     "open_sources",
     "open_store",

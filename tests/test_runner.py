@@ -415,3 +415,22 @@ def test_a_watch_stopped_while_a_source_is_wedged_does_not_end_green(tmp_path: P
     watched = watch(settings, MemoryStore(), open_sources(settings), reporter, stop, clock=lambda: NOW)
     assert watched.failing is not None and "typo" in watched.failing
     assert len(list((good / "processed").rglob("*.txt"))) == 1  # the good source was swept all the same
+
+
+def test_a_run_report_streams_its_records_and_reads_back_whole(tmp_path: Path) -> None:
+    store = MemoryStore()
+    drop = tmp_path / "drop"
+    fill(drop, 250)
+    (drop / "empty.txt").write_text("")
+    aged(drop / "empty.txt")
+    settings = settings_with(SourceSettings(name="drop", location=str(drop)), batch_size=40)
+    sources = open_sources(settings, open_store=lambda bucket: store)
+    report = run_once(settings, store, sources, Reporter("text", out=io.StringIO()), clock=lambda: NOW)
+    assert report.total == 251 and len(report.errors) == 1
+    stored = store.get(run_key(PREFIX, report.run_id))
+    assert stored is not None
+    raw = json.loads(stored.body)
+    assert len(raw["files"]) == 251 and raw["counts"] == {"created": 250, "failed": 1}
+    saved = RunReport.model_validate_json(stored.body)
+    assert [f.path for f in saved.files] == [f.path for f in report.files]
+    assert saved.errors[0].path.endswith("empty.txt")

@@ -10,7 +10,7 @@ and stays for the next run.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from fnmatch import fnmatch
@@ -50,7 +50,9 @@ class Candidate:
 class Scan:
     """What one look at a source found."""
 
-    ready: list[Candidate]
+    #: Files ready to take, in name order. Possibly lazy (a drop folder looks at each file as it is reached):
+    #: ``waiting`` and ``not_taken`` are complete once ``ready`` has been gone through.
+    ready: Iterable[Candidate]
     #: Files seen but not yet settled (still being written); left for a later run.
     waiting: list[str]
     #: Files in sub-folders (an S3 inbox's sub-prefixes) other than ``processed/`` and ``failed/``, at any

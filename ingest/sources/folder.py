@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -38,49 +39,57 @@ class Folder:
         self._marked_as: dict[str, tuple[int, int, int, int]] = {}
 
     def scan(self, now: float) -> Scan:
+        """The folder's top level, lazily: only its names are held (sorted); each file is looked at as the
+        run reaches it, so a folder of 100,000 files costs its names, not 100,000 candidates."""
         if not self.root.is_dir():
             raise SourceError(f"source {self.settings.name}: {self.root} is not a folder")
         self._check_reserved()
-        real_root = self.root.resolve()
-        ready: list[Candidate] = []
+        with os.scandir(self.root) as listing:
+            names = sorted(entry.name for entry in listing)
         waiting: list[str] = []
         not_taken: dict[str, int] = {}
+        return Scan(self._ready(names, now, waiting, not_taken), waiting, not_taken)
+
+    def _ready(
+        self, names: list[str], now: float, waiting: list[str], not_taken: dict[str, int]
+    ) -> Iterator[Candidate]:
+        real_root = self.root.resolve()
         marker = self.settings.done_marker
-        with os.scandir(self.root) as listing:
-            entries = sorted(listing, key=lambda e: e.name)
-            names = {entry.name for entry in entries}  # temporary names too: a done marker may be any suffix
-            for entry in entries:
-                if ignored(entry.name) or entry.name in (PROCESSED, FAILED):
-                    continue
-                if entry.is_dir(follow_symlinks=False):  # never input: counted, so the run can say so
-                    count = self._count_below(Path(entry.path))
-                    if count:
-                        not_taken[str(self.root / entry.name) + os.sep] = count
-                    continue
-                if marker and entry.name.endswith(marker):
-                    continue  # a done marker announces its file; it is never input itself
-                path = self.root / entry.name
-                if marker and entry.name + marker not in names:
-                    waiting.append(str(path))  # its writer has not said it is done
-                    continue
-                is_link = entry.is_symlink()
-                if is_link and not self._inside(path, real_root):
-                    refusal = "is a symlink pointing outside the drop folder; it is not followed"
-                    ready.append(Candidate(str(path), entry.name, 0, str(path), refusal=refusal))
-                    continue
-                try:
-                    info = entry.stat()
-                except FileNotFoundError:
-                    continue  # taken by another run between listing and looking
-                if not entry.is_file():  # a FIFO, socket or device: never opened
-                    ready.append(Candidate(str(path), entry.name, 0, str(path), refusal="is not a regular file"))
-                    continue
-                if self._too_young(info, now) is not None or not self._announced(path, info):
-                    waiting.append(str(path))
-                    continue
-                listed = _identity(info)
-                ready.append(Candidate(str(path), entry.name, info.st_size, str(path), is_link=is_link, listed=listed))
-        return Scan(ready, waiting, not_taken)
+        present = set(names) if marker else set()  # temporary names too: a done marker may be any suffix
+        for name in names:
+            if ignored(name) or name in (PROCESSED, FAILED):
+                continue
+            path = self.root / name
+            try:
+                mode = os.lstat(path).st_mode
+            except FileNotFoundError:
+                continue  # taken by another run between listing and looking
+            if stat.S_ISDIR(mode):  # never input: counted, so the run can say so
+                count = self._count_below(path)
+                if count:
+                    not_taken[str(path) + os.sep] = count
+                continue
+            if marker and name.endswith(marker):
+                continue  # a done marker announces its file; it is never input itself
+            if marker and name + marker not in present:
+                waiting.append(str(path))  # its writer has not said it is done
+                continue
+            is_link = stat.S_ISLNK(mode)
+            if is_link and not self._inside(path, real_root):
+                refusal = "is a symlink pointing outside the drop folder; it is not followed"
+                yield Candidate(str(path), name, 0, str(path), refusal=refusal)
+                continue
+            try:
+                info = os.stat(path)
+            except FileNotFoundError:
+                continue
+            if not stat.S_ISREG(info.st_mode):  # a FIFO, socket or device: never opened
+                yield Candidate(str(path), name, 0, str(path), refusal="is not a regular file")
+                continue
+            if self._too_young(info, now) is not None or not self._announced(path, info):
+                waiting.append(str(path))
+                continue
+            yield Candidate(str(path), name, info.st_size, str(path), is_link=is_link, listed=_identity(info))
 
     def _count_below(self, folder: Path) -> int:
         """Files at any depth in ``folder`` that would be input at the top level: not hidden or temporary,

@@ -14,13 +14,14 @@ never archived unread. The delete only ever happens after the copy succeeded.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 
 from ingest.errors import Check, ReadError, SourceChanged, StoreError
 from ingest.reader import human_size
 from ingest.settings import SourceSettings
 from ingest.sources import Candidate, Scan, ignored
-from ingest.stores.base import ListedObject, Store
+from ingest.stores.base import Listed, ListedObject, Store
 
 PROCESSED, FAILED = "processed/", "failed/"
 
@@ -37,31 +38,34 @@ class S3Inbox:
         self._marked_as: dict[str, str] = {}
 
     def scan(self, now: float) -> Scan:
-        ready, waiting = [], []
-        marker = self.settings.done_marker
-        # Only the top level is listed: processed/ grows with every file ever taken, and is never input.
-        objects: list[ListedObject] = []
+        waiting: list[str] = []
         not_taken: dict[str, int] = {}
-        for entry in self.store.list_level(self.prefix):
-            if isinstance(entry, ListedObject):
-                objects.append(entry)
+        if self.settings.done_marker:  # a marker may be listed before or after its object: know every name
+            entries: Iterable[Listed] = list(self.store.list_level(self.prefix))
+        else:  # taken as listed, page by page: never the whole listing in memory
+            entries = self.store.list_level(self.prefix)
+        return Scan(self._ready(entries, waiting, not_taken), waiting, not_taken)
+
+    def _ready(self, entries: Iterable[Listed], waiting: list[str], not_taken: dict[str, int]) -> Iterator[Candidate]:
+        marker = self.settings.done_marker
+        names = {e.key[len(self.prefix) :] for e in entries if isinstance(e, ListedObject)} if marker else set()
+        # Only the top level is listed: processed/ grows with every file ever taken, and is never input.
+        for entry in entries:
+            if not isinstance(entry, ListedObject):
+                sub = entry.key[len(self.prefix) :]
+                if sub in (PROCESSED, FAILED) or ignored(sub.rstrip("/")):
+                    continue
+                count = self._count_below(entry.key)
+                if count:
+                    not_taken[f"s3://{self.store.bucket}/{entry.key}"] = count
                 continue
-            sub = entry.key[len(self.prefix) :]
-            if sub in (PROCESSED, FAILED) or ignored(sub.rstrip("/")):
-                continue
-            count = self._count_below(entry.key)
-            if count:
-                not_taken[f"s3://{self.store.bucket}/{entry.key}"] = count
-        names = {o.key[len(self.prefix) :] for o in objects}  # a marker may be listed before or after its object
-        for listed in objects:
-            key, name = listed.key, listed.key[len(self.prefix) :]
+            key, name = entry.key, entry.key[len(self.prefix) :]
             if not name or ignored(name) or (marker and name.endswith(marker)):
                 continue
             if marker and name + marker not in names:
                 waiting.append(f"s3://{self.store.bucket}/{key}")  # its uploader has not said it is done
                 continue
-            ready.append(Candidate(key, name, listed.size, f"s3://{self.store.bucket}/{key}"))
-        return Scan(ready, waiting, not_taken)
+            yield Candidate(key, name, entry.size, f"s3://{self.store.bucket}/{key}")
 
     def _count_below(self, sub_prefix: str) -> int:
         """Objects at any depth under ``sub_prefix`` that would be input at the top level: not hidden or

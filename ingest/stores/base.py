@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,11 @@ class Store(Protocol):
 
     def put(self, key: str, body: bytes, content_type: str = "application/json") -> None:
         """Unconditional write, for objects no one else writes (changes-feed batches, run reports)."""
+        ...
+
+    def put_file(self, key: str, body: BinaryIO, content_type: str = "application/json") -> None:
+        """Unconditional write of a file's bytes, read from ``body`` (seekable, from its start) without
+        holding them all: a run report of 100,000 files."""
         ...
 
     def delete(self, key: str, if_match: str | None = None) -> bool:

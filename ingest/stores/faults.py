@@ -21,7 +21,7 @@ import random
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, BinaryIO, Literal, TypeVar
 
 from ingest.errors import StoreError, StoreUnavailable
 
@@ -135,6 +135,9 @@ class FaultyStore:
 
     def put(self, key: str, body: bytes, content_type: str = "application/json") -> None:
         self._call("put", key, lambda: self.inner.put(key, body, content_type))
+
+    def put_file(self, key: str, body: BinaryIO, content_type: str = "application/json") -> None:
+        self._call("put", key, lambda: self.inner.put_file(key, body, content_type))
 
     def delete(self, key: str, if_match: str | None = None) -> bool:
         return self._call("delete", key, lambda: self.inner.delete(key, if_match))

@@ -13,7 +13,7 @@ import hashlib
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from ingest.errors import StoreError
 from ingest.stores.base import Listed, ListedObject, ListedPrefix, Stored
@@ -87,6 +87,10 @@ class MemoryStore:
         with self._lock:
             self.calls["PUT"] += 1
             self._write(key, body)
+
+    def put_file(self, key: str, body: BinaryIO, content_type: str = "application/json") -> None:
+        body.seek(0)
+        self.put(key, body.read(), content_type)
 
     def delete(self, key: str, if_match: str | None = None) -> bool:
         with self._lock:

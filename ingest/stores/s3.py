@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -247,6 +247,15 @@ class S3Store:
         """Unconditional write, for objects no one else writes (changes-feed batches, run reports)."""
 
         def send() -> None:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+
+        self._call(f"PUT {key}", key, send)
+
+    def put_file(self, key: str, body: BinaryIO, content_type: str = "application/json") -> None:
+        """Unconditional write streamed from a seekable file (rewound before every try)."""
+
+        def send() -> None:
+            body.seek(0)
             self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
 
         self._call(f"PUT {key}", key, send)

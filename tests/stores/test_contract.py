@@ -70,6 +70,16 @@ def test_put_then_get_round_trips_the_bytes_with_an_md5_etag(any_store: Store, p
 # ------------------------------------------------------------------ If-None-Match: *
 
 
+def test_put_file_streams_a_file_and_rewinds_it(any_store: Store, prefix: str) -> None:
+    import io
+
+    body = io.BytesIO(b"x" * 100_000 + b"end")
+    body.read(10)  # wherever the file stands, the whole of it is written
+    any_store.put_file(f"{prefix}big.json", body)
+    got = any_store.get(f"{prefix}big.json")
+    assert got is not None and got.body == b"x" * 100_000 + b"end"
+
+
 def test_put_new_creates_once_and_never_overwrites(any_store: Store, prefix: str) -> None:
     key = f"{prefix}v1.json"
     etag = any_store.put_new(key, b'{"n": 1}')
