@@ -259,3 +259,64 @@ def test_no_broker_is_a_clear_error(tmp_path: Path, cli_env: dict[str, str]) -> 
     nowhere = {**cli_env, "INGEST_BROKER_URL": "redis://127.0.0.1:9/0"}
     down = cli("run", "--dispatch", "--source", str(tmp_path), env=nowhere)
     assert down.returncode == 2 and "unreachable" in down.stderr
+
+
+def test_dispatching_sweeps_and_in_process_runs_never_take_a_file_twice(
+    tmp_path: Path, local_redis: devredis.LocalRedis, prefix: str, store: S3Store
+) -> None:
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    for n in range(30):
+        _write(drop / f"s-{n:02d}.txt", f"Story {n}\n\nParagraph {n}.\n", time.time() - 60)
+    settings = _settings(prefix, drop)
+    broker = connect(settings)
+    broker.client.delete("ingest")  # no workers here: what is sent stays queued
+    first = _dispatch(settings)
+    assert first.dispatched == 30
+    again = _dispatch(settings)  # an overlapping sweep: every file is already with the workers
+    assert again.dispatched == 0 and again.leased_elsewhere == 30
+    # An in-process run with the broker configured leaves dispatched files to the workers.
+    local = run_once(
+        settings,
+        S3Store(settings.bucket),
+        open_sources(settings),
+        Reporter("text", out=io.StringIO()),
+        dispatched=dispatcher(settings),
+    )
+    assert local.total == 0 and local.leased_elsewhere == 30
+    assert len(list(drop.glob("*.txt"))) == 30  # nothing taken twice, nothing taken here
+    assert broker.backlog() == 30  # one task per file: no two files share an article
+    broker.client.delete("ingest")
+
+
+def test_watch_dispatch_feeds_the_workers_until_stopped(
+    tmp_path: Path, worker_env: dict[str, str], prefix: str, store: S3Store
+) -> None:
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    config = tmp_path / "ingest.yaml"
+    config.write_text(f"sources:\n  - {{name: wires, location: {drop}, settle_seconds: 0}}\n")
+    env = {**worker_env, "INGEST_CONFIG": str(config)}
+    logs = tmp_path / "worker.log"
+    worker = _worker(env, logs)
+    with (tmp_path / "watch.log").open("wb") as out:
+        watcher = subprocess.Popen(
+            [sys.executable, "-m", "ingest", "watch", "--dispatch", "--interval", "0.3", "--log-format", "json"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        for n in range(5):
+            _write(drop / f"w-{n}.txt", f"Watched {n}\n\nArrived while watching.\n", time.time() - 60)
+        deadline = time.time() + 90
+        while len(list((drop / "processed").rglob("*.txt"))) < 5 and time.time() < deadline:
+            time.sleep(0.2)
+        assert len(list((drop / "processed").rglob("*.txt"))) == 5, logs.read_text()[-2000:]
+    finally:
+        watcher.send_signal(signal.SIGTERM)
+        watcher.wait(timeout=60)
+        _kill(worker, signal.SIGTERM)
+    assert watcher.returncode == 0, (tmp_path / "watch.log").read_text()[-2000:]
+    for n in range(5):
+        assert store.get(Keys(prefix, f"w-{n}").latest) is not None
