@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, Field
 
 from ingest.clock import Clock, utcnow
-from ingest.errors import ConfigError
+from ingest.errors import Check, ConfigError, StoreUnavailable
 from ingest.keys import backfill_key
 from ingest.report import FileRecord
 from ingest.runner import Commits, take_files
@@ -60,6 +60,7 @@ class Checkpoint(BaseModel):
     location: str
     cursor: str | None = Field(default=None, description="The last file of the last page done (path or key).")
     files: int = 0
+    pages: int = Field(default=0, description="Pages done; refusals of page N are in failed-N.jsonl.")
     counts: dict[str, int] = Field(default_factory=dict)
     started_at: datetime
     updated_at: datetime
@@ -105,14 +106,11 @@ def backfill(
             "choose another --name, or --restart to start this name over"
         )
     now = clock()
-    if checkpoint is None or (checkpoint.finished_at is not None and restart):
+    if checkpoint is None or checkpoint.finished_at is not None:  # new, or a finished one run again from the top
         checkpoint = Checkpoint(name=name, location=source_settings.location, started_at=now, updated_at=now)
-    elif checkpoint.finished_at is not None:
-        checkpoint = checkpoint.model_copy(update={"cursor": None, "finished_at": None})  # run it again: all unchanged
     pages = _pages(source, source_settings, checkpoint.cursor, settings.batch_size)
-    number = checkpoint.files // max(settings.batch_size, 1)
     for page in pages:
-        number += 1
+        number = checkpoint.pages + 1
         if dispatcher is not None:
             records = _send(dispatcher, source, page, name)
         else:
@@ -121,22 +119,38 @@ def backfill(
         if refused:
             body = "".join(r.model_dump_json() + "\n" for r in refused).encode()
             store.put(f"{key[: -len('.json')]}/failed-{number:08d}.jsonl", body, "application/x-ndjson")
+        # A file whose storage kept failing is not done: the checkpoint stops before it, and so does the load.
+        stuck = next((i for i, c in enumerate(page) if any(_unstored(r, c) for r in records)), None)
+        done = page if stuck is None else page[:stuck]
         counts = dict(checkpoint.counts)
         for record in records:
-            counts[record.outcome] = counts.get(record.outcome, 0) + 1
+            if stuck is None or not any(record.path == c.display for c in page[stuck:]):
+                counts[record.outcome] = counts.get(record.outcome, 0) + 1
         checkpoint = checkpoint.model_copy(
             update={
-                "cursor": page[-1].ref,
-                "files": checkpoint.files + len(page),
+                "cursor": done[-1].ref if done else checkpoint.cursor,
+                "files": checkpoint.files + len(done),
+                "pages": number,
                 "counts": counts,
                 "updated_at": clock(),
             }
         )
         store.put(key, checkpoint.model_dump_json(indent=2).encode())
         yield Progress(checkpoint, records)
+        if stuck is not None:
+            raise StoreUnavailable(
+                f"backfill {name}: storage kept failing for {page[stuck].display}; stopped before it. "
+                "Run the same command again to carry on from it",
+                operation="backfill",
+                key=key,
+            )
     checkpoint = checkpoint.model_copy(update={"finished_at": clock(), "updated_at": clock()})
     store.put(key, checkpoint.model_dump_json(indent=2).encode())
     yield Progress(checkpoint, [])
+
+
+def _unstored(record: FileRecord, candidate: Candidate) -> bool:
+    return record.path == candidate.display and (record.error or {}).get("check") == Check.STORAGE
 
 
 def _load(store: Store, key: str) -> Checkpoint | None:

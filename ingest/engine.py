@@ -45,16 +45,19 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
 from ingest.claims import where
-from ingest.errors import Check, ConfigError, InputError, RunError, StoreError
+from ingest.errors import Check, ConfigError, InputError, RunError, StoreError, Transient
+from ingest.outcome import Outcome
 from ingest.report import FileRecord
 from ingest.settings import Settings, SourceSettings
 from ingest.sources import Candidate, Source
@@ -113,6 +116,8 @@ class Job(BaseModel):
     #: Redis keys of this file's dispatch mark and try count.
     mark: str
     tries: str
+    #: The value of this send's marks: only a task of this send clears them (a stale redelivery does not).
+    token: str = ""
     #: Article in-flight marks the last file of a chain clears.
     articles: list[str] = []
     #: The files of the same article that come after this one, oldest first.
@@ -139,6 +144,7 @@ def job_for(
     *,
     run: str | None,
     backfill: str | None = None,
+    token: str = "",
 ) -> Job:
     place = where(candidate)
     identity = json.dumps([place, candidate.size, candidate.listed])
@@ -150,6 +156,7 @@ def job_for(
         run=run,
         mark=f"{NS}file:{_digest(place)}",
         tries=f"{NS}tries:{_digest(identity)}",
+        token=token,
         backfill=backfill,
     )
 
@@ -174,6 +181,28 @@ def _digest(text: str) -> str:
 # ------------------------------------------------------------------------------------------------ redis
 
 
+#: Deletes each key only while it holds the given value (the token of the send that set it).
+_CLEAR = """
+local n = 0
+for _, key in ipairs(KEYS) do
+  if redis.call('get', key) == ARGV[1] then n = n + redis.call('del', key) end
+end
+return n
+"""
+
+
+@contextmanager
+def _broker_errors() -> Iterator[None]:
+    """Redis and kombu failures as one ``BrokerUnavailable`` (transient: a watch waits and tries again)."""
+    import redis
+    from kombu.exceptions import OperationalError
+
+    try:
+        yield
+    except (redis.RedisError, OperationalError) as exc:
+        raise BrokerUnavailable(f"broker unavailable: {exc}") from exc
+
+
 @dataclass
 class Broker:
     """The Redis side of dispatching: marks, try counts, results, the queue's length."""
@@ -185,48 +214,67 @@ class Broker:
         """Whether each job's file is already marked as dispatched."""
         if not jobs:
             return []
-        values = self.client.mget([j.mark for j in jobs])
+        with _broker_errors():
+            values = self.client.mget([j.mark for j in jobs])
         return [v is not None for v in values]
 
     def in_flight(self, marks: Sequence[str]) -> set[str]:
         if not marks:
             return set()
-        values = self.client.mget(list(marks))
+        with _broker_errors():
+            values = self.client.mget(list(marks))
         return {m for m, v in zip(marks, values, strict=True) if v is not None}
 
-    def mark(self, jobs: Sequence[Job], articles: Sequence[str], owner: str) -> list[bool]:
-        """Mark files as dispatched (only those no one marked first) and their articles as in flight."""
-        pipe = self.client.pipeline(transaction=False)
-        for job in jobs:
-            pipe.set(job.mark, owner, nx=True, ex=MARK_SECONDS)
-        for article in articles:
-            pipe.set(article, owner, ex=MARK_SECONDS)
-        return [bool(r) for r in pipe.execute()[: len(jobs)]]
+    def mark(self, jobs: Sequence[Job], articles: Sequence[str], token: str) -> list[bool] | None:
+        """Mark the articles as in flight and the files as dispatched, with ``token``. None, and nothing
+        marked, when another send holds one of the articles; else, per file, whether it is ours (a file
+        another sweep marked first is not)."""
+        with _broker_errors():
+            pipe = self.client.pipeline(transaction=False)
+            for article in articles:
+                pipe.set(article, token, nx=True, ex=MARK_SECONDS)
+            if not all(pipe.execute()):
+                self.clear(articles, token)
+                return None
+            pipe = self.client.pipeline(transaction=False)
+            for job in jobs:
+                pipe.set(job.mark, token, nx=True, ex=MARK_SECONDS)
+            return [bool(r) for r in pipe.execute()]
 
-    def clear(self, keys: Sequence[str]) -> None:
-        if keys:
-            self.client.delete(*keys)
+    def clear(self, keys: Sequence[str], token: str | None = None) -> None:
+        """Delete ``keys``; with ``token``, only those that still hold it."""
+        if not keys:
+            return
+        with _broker_errors():
+            if token is None:
+                self.client.delete(*keys)
+            else:
+                self.client.eval(_CLEAR, len(keys), *keys, token)
 
     def tried(self, job: Job) -> int:
         """Count one more start of this file's task; how many there have been."""
-        pipe = self.client.pipeline(transaction=False)
-        pipe.incr(job.tries)
-        pipe.expire(job.tries, MARK_SECONDS)
-        return int(pipe.execute()[0])
+        with _broker_errors():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.incr(job.tries)
+            pipe.expire(job.tries, MARK_SECONDS)
+            return int(pipe.execute()[0])
 
     def send(self, job: Job) -> None:
-        self.app.send_task(TASK, args=[job.model_dump(mode="json")], queue=QUEUE)
+        with _broker_errors():
+            self.app.send_task(TASK, args=[job.model_dump(mode="json")], queue=QUEUE)
 
     def report(self, run: str, file: str, records: Sequence[FileRecord]) -> None:
         key = f"{NS}run:{run}"
         entry = json.dumps({"file": file, "records": [r.model_dump(mode="json") for r in records]})
-        pipe = self.client.pipeline(transaction=False)
-        pipe.rpush(key, entry)
-        pipe.expire(key, RESULT_SECONDS)
-        pipe.execute()
+        with _broker_errors():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.rpush(key, entry)
+            pipe.expire(key, RESULT_SECONDS)
+            pipe.execute()
 
     def collect(self, run: str, timeout: float) -> tuple[str, list[FileRecord]] | None:
-        got = self.client.blpop([f"{NS}run:{run}"], timeout=max(1, int(timeout)))
+        with _broker_errors():
+            got = self.client.blpop([f"{NS}run:{run}"], timeout=max(1, int(timeout)))
         if got is None:
             return None
         entry = json.loads(got[1])
@@ -234,7 +282,8 @@ class Broker:
 
     def backlog(self) -> int:
         """Tasks waiting in the queue (not those a worker holds)."""
-        return int(self.client.llen(QUEUE))
+        with _broker_errors():
+            return int(self.client.llen(QUEUE))
 
 
 def connect(settings: Settings) -> Broker:
@@ -251,8 +300,8 @@ def connect(settings: Settings) -> Broker:
     return Broker(client, make_app(settings))
 
 
-class BrokerUnavailable(RunError):
-    """The broker cannot be reached."""
+class BrokerUnavailable(RunError, Transient):
+    """The broker cannot be reached (or failed a request)."""
 
 
 def _safe(url: str) -> str:
@@ -363,29 +412,38 @@ def _take_file_task(task: Any, payload: dict[str, Any]) -> None:
 
 def take_job(job: Job, state: _WorkerState, *, task_id: str | None = None) -> list[FileRecord]:
     """Run one file's task: count the start, refuse a file that keeps stopping its worker, else the unit of
-    work; then clear the marks, report to a waiting dispatcher, and send the next file of its article."""
+    work; then, whatever happened, clear this send's marks, report to a waiting dispatcher, and send the
+    next file of its article (or leave the rest of the chain in the source)."""
     from celery.exceptions import SoftTimeLimitExceeded
 
     from ingest.clock import utcnow
+    from ingest.prepare import PASS_THROUGH
     from ingest.runner import refuse_file, take_files
     from ingest.sources import open_source
 
+    if SoftTimeLimitExceeded not in PASS_THROUGH:
+        PASS_THROUGH.append(SoftTimeLimitExceeded)  # the time limit is the task's, never one file's fault
     assert state.settings is not None
     settings = state.settings.model_copy(update={"bucket": job.bucket, "prefix": job.prefix})
     broker = state.redis()
     candidate = _here(job.candidate(), job.source)
     tries = broker.tried(job)
-    source = open_source(job.source, state.store)
-    store = state.store(job.bucket)
-    stored_fine = True
-    if tries > settings.max_deliveries:
-        reason = (
-            f"its task stopped the worker running it {tries - 1} times (a crash, running out of memory, or "
-            f"the {settings.task_time_limit:g} s time limit): refused so it cannot stop workers again"
-        )
-        records = refuse_file(source, candidate, InputError(candidate.display, reason, check=Check.WORKER_LOST))
-    else:
-        try:
+    records: list[FileRecord] = []
+    finished = stored_fine = False
+    try:
+        source = open_source(job.source, state.store)
+        store = state.store(job.bucket)
+        if tries > settings.max_deliveries:
+            reason = (
+                f"its task stopped the worker running it {tries - 1} times (a crash, running out of memory, "
+                f"or the {settings.task_time_limit:g} s time limit): refused so it cannot stop workers again"
+            )
+            error = InputError(candidate.display, reason, check=Check.WORKER_LOST)
+            if job.backfill is None:
+                records = refuse_file(source, candidate, error)
+            else:  # an archive is never moved: the refusal is recorded beside the backfill's checkpoint
+                records = [FileRecord.of(job.source.name, Outcome.failed(candidate.display, error))]
+        else:
             records = take_files(
                 settings,
                 store,
@@ -395,24 +453,25 @@ def take_job(job: Job, state: _WorkerState, *, task_id: str | None = None) -> li
                 clock=utcnow,
                 backfill=job.backfill is not None,
             )
-        except SoftTimeLimitExceeded:  # counted as a stop: the try count is kept
-            limit = settings.task_time_limit * 0.8
-            records = [_left(job, candidate, f"took longer than {limit:g} s; left in the source for the next sweep")]
-            broker.clear([job.mark])
-            _next(job, broker, candidate, stored_fine=False)
-            return records
-        except (RunError, StoreError) as exc:
-            records = [_left(job, candidate, f"{exc}; left in the source for the next sweep")]
-            stored_fine = False
-    stored_fine = stored_fine and not any((r.error or {}).get("check") == Check.STORAGE for r in records)
-    broker.clear([job.mark, job.tries])  # finished: this start did not stop its worker
-    if job.backfill is not None:
-        _keep_refusals(store, settings.prefix, job.backfill, records)
-    if job.run:
-        broker.report(job.run, candidate.display, records)
-    for record in records:
-        log.info("%s %s%s", record.outcome, record.path, f" -> {record.key}" if record.key else "")
-    _next(job, broker, candidate, stored_fine=stored_fine)
+        finished = True
+        stored_fine = not any((r.error or {}).get("check") == Check.STORAGE for r in records)
+        if job.backfill is not None:
+            _keep_refusals(store, settings.prefix, job.backfill, records)
+    except SoftTimeLimitExceeded:  # counted as a start that did not finish: the try count is kept
+        limit = settings.task_time_limit * 0.8
+        records = [_left(job, candidate, f"took longer than {limit:g} s; left in the source for the next sweep")]
+    except (RunError, StoreError) as exc:
+        finished = True
+        records = [_left(job, candidate, f"{exc}; left in the source for the next sweep")]
+    finally:
+        broker.clear([job.mark], job.token)
+        if finished:
+            broker.clear([job.tries])  # this start did not stop its worker
+        if job.run:
+            broker.report(job.run, candidate.display, records)
+        for record in records:
+            log.info("%s %s%s", record.outcome, record.path, f" -> {record.key}" if record.key else "")
+        _next(job, broker, candidate, stored_fine=stored_fine)
     del task_id
     return records
 
@@ -421,7 +480,7 @@ def _next(job: Job, broker: Broker, candidate: Candidate, *, stored_fine: bool) 
     """Send the next file of the article's chain; if this one was not stored, leave the rest in the source
     (in order, for the next sweep) and free the article."""
     if not job.then:
-        broker.clear(job.articles)
+        broker.clear(job.articles, job.token)
         return
     if stored_fine:
         broker.send(job.then[0])
@@ -429,10 +488,10 @@ def _next(job: Job, broker: Broker, candidate: Candidate, *, stored_fine: bool) 
     rest = job.then[0].chain()
     for later in rest:
         note = f"left in the source: an earlier file of its article ({candidate.display}) was not stored"
-        broker.clear([later.mark])
+        broker.clear([later.mark], later.token)
         if job.run:
             broker.report(job.run, later.candidate().display, [_left(later, later.candidate(), note)])
-    broker.clear(rest[-1].articles)
+    broker.clear(rest[-1].articles, job.token)
 
 
 def _here(candidate: Candidate, source: SourceSettings) -> Candidate:
@@ -517,22 +576,23 @@ class Dispatcher:
     ) -> tuple[int, list[str]]:
         """Send each group (files of one article, oldest first, and its article ids) as one chain.
         Returns how many files went out, and the files left because their article is still in flight."""
-        flying = self.broker.in_flight([article_mark(self.settings, a) for _, ids in groups for a in ids])
         sent, deferred = 0, list[str]()
         for files, ids in groups:
             marks = [article_mark(self.settings, a) for a in ids]
-            if flying.intersection(marks):
+            token = secrets.token_hex(8)
+            jobs = [job_for(source, c, self.settings, run=run_id if self.wait else None, token=token) for c in files]
+            ok = self.broker.mark(jobs, marks, token)
+            if ok is None:  # an earlier file of the article is with the workers: this one waits, in order
                 deferred.extend(c.display for c in files)
                 continue
-            run = run_id if self.wait else None
-            jobs = [job_for(source, c, self.settings, run=run) for c in files]
-            ok = self.broker.mark(jobs, marks, run_id)
             jobs = [j for j, fine in zip(jobs, ok, strict=True) if fine]  # another sweep sent the rest
             if not jobs:
+                self.broker.clear(marks, token)
                 continue
             self.broker.send(chained(jobs, marks))
-            for job in jobs:
-                self.sent[job.candidate().display] = source.name
+            if self.wait:
+                for job in jobs:
+                    self.sent[job.candidate().display] = source.name
             sent += len(jobs)
         return sent, deferred
 
@@ -545,16 +605,20 @@ class Dispatcher:
         sent: list[Candidate] = []
         for files, ids in group_by_article(self.settings, source, candidates):
             marks = [article_mark(self.settings, a) for a in ids]
-            while self.broker.in_flight(marks):
+            token = secrets.token_hex(8)
+            jobs = [job_for(source.settings, c, self.settings, run=None, backfill=name, token=token) for c in files]
+            waited = time.monotonic()
+            while (ok := self.broker.mark(jobs, marks, token)) is None:
+                if time.monotonic() - waited > 60:
+                    log.info("backfill %s: waiting for an earlier file of %s to be stored", name, ", ".join(ids))
+                    waited = time.monotonic()
                 time.sleep(0.2)
-            jobs = [job_for(source.settings, c, self.settings, run=None, backfill=name) for c in files]
-            ok = self.broker.mark(jobs, marks, f"backfill-{name}")
             jobs = [j for j, fine in zip(jobs, ok, strict=True) if fine]
             if jobs:
                 self.broker.send(chained(jobs, marks))
                 sent += [j.candidate() for j in jobs]
             else:
-                self.broker.clear(marks)
+                self.broker.clear(marks, token)
         return sent
 
     def collect(self, run_id: str, on_records: Callable[[list[FileRecord]], None]) -> list[str]:

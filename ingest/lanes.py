@@ -17,11 +17,14 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import signal
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 from ingest.clock import Clock, utcnow
 from ingest.commit import Committer, new_run_id
+from ingest.errors import RunError, Transient
 from ingest.outcome import Outcome
 from ingest.prepare import Prepared
 from ingest.report import LogFormat, setup_logging
@@ -78,9 +81,13 @@ class LaneCommitter:
             pool.submit(_commit_lane, [item for _, item in lane], note, editor, backfill) for lane in lanes if lane
         ]
         results: list[Outcome | None] = [e if isinstance(e, Outcome) else None for e in batch]
-        for lane, future in zip([lane for lane in lanes if lane], futures, strict=True):
-            for (index, _), outcome in zip(lane, future.result(), strict=True):
-                results[index] = outcome
+        try:
+            for lane, future in zip([lane for lane in lanes if lane], futures, strict=True):
+                for (index, _), outcome in zip(lane, future.result(), strict=True):
+                    results[index] = outcome
+        except BrokenProcessPool as exc:  # a lane process died (out of memory, killed): this batch is not done
+            self.close()
+            raise LaneLost(f"a process writing this batch died ({exc}); nothing of the batch is moved") from exc
         return [r for r in results if r is not None]
 
     def rollback(self, article_id: str, to: int, note: str, editor: str | None) -> Outcome:
@@ -102,6 +109,10 @@ class LaneCommitter:
         return self._pool
 
 
+class LaneLost(RunError, Transient):
+    """A process writing a batch died; the run stops before moving anything of the batch."""
+
+
 def _lane(article_id: str, lanes: int) -> int:
     return int.from_bytes(hashlib.blake2b(article_id.encode(), digest_size=4).digest(), "big") % lanes
 
@@ -115,6 +126,10 @@ def _init(settings: Settings, run_id: str, logging: tuple[LogFormat, bool]) -> N
     global _COMMITTER
     from ingest.api import open_store
 
+    # Ctrl-C and SIGTERM are the parent's to handle (it finishes the batch in hand, then stops): a lane
+    # that died of them would lose the batch instead.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     setup_logging(*logging)
     store = open_store(settings)
     _COMMITTER = Committer(store, settings.prefix, workers=settings.workers, run_id=f"{run_id}-p{os.getpid()}")

@@ -236,6 +236,11 @@ def preview(prepared: Prepared, now: datetime) -> Document:
     )
 
 
+#: Exceptions that are never one file's failure, added by whoever raises them: a Celery worker adds its
+#: soft time limit, which interrupts the task wherever it is, parsing included (``ingest.engine``).
+PASS_THROUGH: list[type[Exception]] = []
+
+
 def guarded(display: str, work: Callable[[], list[Prepared | Outcome]]) -> list[Prepared | Outcome]:
     """Run the pure part for one file; every per-file failure, bugs included, becomes ``failed``."""
     try:
@@ -245,6 +250,8 @@ def guarded(display: str, work: Callable[[], list[Prepared | Outcome]]) -> list[
     except (RunError, KeyboardInterrupt):
         raise
     except Exception as exc:  # a bug in one parser must not take the other files down
+        if isinstance(exc, tuple(PASS_THROUGH)):
+            raise
         log.exception("internal error while reading %s", display)
         reason = f"internal error ({type(exc).__name__}: {exc}); please report it"
         return [Outcome.failed(display, InputError(display, reason, check=Check.INTERNAL))]

@@ -143,7 +143,7 @@ def run_once(
         report.finished_at = clock()
         report.seconds = time.monotonic() - started
         report.count()
-        idle = not report.total and report.error is None
+        idle = not report.total and not report.dispatched and report.error is None
         if not (idle and quiet_when_idle):
             reporter.finished(report)
         if store_idle_report or not idle:
@@ -198,7 +198,10 @@ class _Sweep:
                     break
                 if self.claims is not None:
                     chunk, elsewhere = self.claims.claim(chunk)
-                    self.report.leased_elsewhere += elsewhere
+                    held = self.claims.keep(chunk)  # groups held since an earlier batch may have expired
+                    lost = [c for c in chunk if shard_of(c) not in held]
+                    chunk = [c for c in chunk if shard_of(c) in held]
+                    self.report.leased_elsewhere += elsewhere + len(lost)
                 if self.dispatched is not None and chunk:
                     chunk, queued = self.dispatched.filter(self.source.settings, chunk)
                     self.report.leased_elsewhere += queued
@@ -248,7 +251,10 @@ class _Sweep:
     def send(self, candidates: Sequence[Candidate]) -> None:
         """Send these files to the workers, grouped by article (``ingest.engine``)."""
         assert self.dispatcher is not None
-        groups = _by_article([(c, self._prepare(c)) for c in candidates])
+        self.source.forget()  # what the reads below remember is for moves, and a dispatcher moves nothing
+        read = [(c, self._prepare(c)) for c in candidates]
+        groups = _by_article([(c, items) for c, items in read if items is not None])  # gone or changed: not sent
+        self.source.forget()
         sent, deferred = self.dispatcher.send(self.source.settings, groups, self.report.run_id)
         self.report.dispatched += sent
         for display in deferred:
@@ -257,7 +263,8 @@ class _Sweep:
 
     def _settle(self, candidate: Candidate, records: list[FileRecord], ours: bool, now: datetime) -> None:
         if self.backfill:
-            return  # an archive is read in place: never moved
+            self.source.forget(candidate)  # an archive is read in place: never moved
+            return
         if not ours:
             for record in records:
                 record.message = "its lease expired and another run took it over; left to that run"

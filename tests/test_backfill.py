@@ -126,3 +126,38 @@ def test_an_s3_prefix_is_read_recursively_and_refusals_are_kept_beside_the_check
     assert len(refusals) == 1
     stored = store.get(refusals[0])
     assert stored is not None and b"empty.txt" in stored.body
+
+
+class _Flaky(MemoryStore):
+    """Every write of one article's version fails as if storage kept failing for it."""
+
+    broken = "story-013"
+
+    def put_new(self, key: str, body: bytes, content_type: str = "application/json") -> str | None:
+        if self.broken and f"/{self.broken}/" in key:
+            from ingest.errors import StoreUnavailable
+
+            raise StoreUnavailable(f"S3 PUT {key}: storage kept failing (SlowDown) after retrying", operation="PUT")
+        return super().put_new(key, body, content_type)
+
+
+def test_a_file_storage_kept_failing_for_stops_the_load_before_it_and_the_next_run_stores_it(tmp_path: Path) -> None:
+    import pytest
+
+    from ingest.errors import StoreUnavailable
+
+    store = _Flaky()
+    root = tmp_path / "archive"
+    _archive(root)
+    with pytest.raises(StoreUnavailable, match="story-013"):
+        _load(store, root)
+    checkpoint = load_checkpoint(store, PREFIX, "archive")
+    assert checkpoint is not None and checkpoint.finished_at is None
+    assert checkpoint.cursor is not None and "story-013" not in checkpoint.cursor
+    assert store.get(Keys(PREFIX, "story-013").latest) is None
+    store.broken = ""  # storage answers again
+    _load(store, root)
+    assert store.get(Keys(PREFIX, "story-013").latest) is not None  # carried on from the file, not past it
+    assert {e["id"] for e in _feed(store)} == {f"story-{n:03d}" for n in range(25)}
+    final = load_checkpoint(store, PREFIX, "archive")
+    assert final is not None and final.finished_at is not None

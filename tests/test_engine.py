@@ -320,3 +320,55 @@ def test_watch_dispatch_feeds_the_workers_until_stopped(
     assert watcher.returncode == 0, (tmp_path / "watch.log").read_text()[-2000:]
     for n in range(5):
         assert store.get(Keys(prefix, f"w-{n}").latest) is not None
+
+
+def test_a_stale_redelivery_leaves_a_newer_sends_marks_alone(
+    tmp_path: Path, local_redis: devredis.LocalRedis, prefix: str, store: S3Store
+) -> None:
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    path = drop / "story.txt"
+    _write(path, "First telling\n\nThe first file of this name.\n", time.time() - 60)
+    settings = _settings(prefix, drop)
+    info = path.stat()
+    listed = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+    old = job_for(
+        settings.sources[0],
+        Candidate(str(path), path.name, info.st_size, str(path), listed=listed),
+        settings,
+        run=None,
+        token="old",
+    )
+    state = _WorkerState(settings=settings)
+    broker = state.redis()
+    assert take_job(old, state)[0].outcome == "created"
+    # A newer file of the same name was sent by a later sweep (its mark holds that send's token) ...
+    newer = old.model_copy(update={"token": "newer", "articles": ["ingest:article:test-newer"]})
+    assert broker.mark([newer], newer.articles, "newer") == [True]
+    # ... when the broker hands the first task out again: it finds its file gone and must not free the new one.
+    assert take_job(old, state) == []
+    assert broker.taken([newer]) == [True]
+    assert broker.in_flight(newer.articles) == set(newer.articles)
+    broker.clear([newer.mark, *newer.articles])
+
+
+def test_a_backfill_file_that_keeps_stopping_its_worker_is_recorded_not_moved(
+    tmp_path: Path, local_redis: devredis.LocalRedis, prefix: str, store: S3Store
+) -> None:
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    path = archive / "old.txt"
+    _write(path, "Old story\n\nFrom the archive.\n", time.time() - 600)
+    settings = _settings(prefix, archive, max_deliveries=1)
+    info = path.stat()
+    listed = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+    candidate = Candidate(str(path), path.name, info.st_size, str(path), listed=listed)
+    job = job_for(settings.sources[0], candidate, settings, run=None, backfill="archive")
+    state = _WorkerState(settings=settings)
+    broker = state.redis()
+    broker.client.set(job.tries, 1)
+    [record] = take_job(job, state)
+    assert record.error is not None and record.error["check"] == "worker-lost"
+    assert path.exists() and not (archive / "failed").exists()  # an archive is never moved
+    kept = list(store.list_keys(f"{prefix}backfills/archive/failed/"))
+    assert len(kept) == 1

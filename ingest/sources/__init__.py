@@ -74,6 +74,11 @@ class Source(Protocol):
         ``SourceChanged`` when what was read is not what settled (the file is left for the next run)."""
         ...
 
+    def forget(self, candidate: Candidate | None = None) -> None:
+        """Drop what reading ``candidate`` (or every file) remembered for moving it: for files read but not
+        moved here (an archive load, a dispatching sweep)."""
+        ...
+
     def done(self, candidate: Candidate, when: datetime) -> str:
         """Move a stored file to ``processed/``; returns where it went. Raises ``SourceChanged`` when
         the file is no longer what was read, ``SourceError`` when it cannot be moved."""

@@ -39,13 +39,15 @@ class Folder:
         self._marked_as: dict[str, tuple[int, int, int, int]] = {}
 
     def scan(self, now: float) -> Scan:
-        """The folder's top level, lazily: only its names are held (sorted); each file is looked at as the
-        run reaches it, so a folder of 100,000 files costs its names, not 100,000 candidates."""
+        """The folder's top level in arrival order (modification time, then name), lazily: only the names
+        are held; each file is looked at as the run reaches it, so a folder of 100,000 files costs its
+        names, not 100,000 candidates. Arrival order keeps revisions of an article in the order they came,
+        whichever batches they fall in."""
         if not self.root.is_dir():
             raise SourceError(f"source {self.settings.name}: {self.root} is not a folder")
         self._check_reserved()
         with os.scandir(self.root) as listing:
-            names = sorted(entry.name for entry in listing)
+            names = [name for _, name in sorted(_arrival(entry) for entry in listing)]
         waiting: list[str] = []
         not_taken: dict[str, int] = {}
         return Scan(self._ready(names, now, waiting, not_taken), waiting, not_taken)
@@ -150,6 +152,14 @@ class Folder:
     def _inside(path: Path, real_root: Path) -> bool:
         target = path.resolve()
         return target.is_relative_to(real_root) and target.is_file()
+
+    def forget(self, candidate: Candidate | None = None) -> None:
+        if candidate is None:
+            self._read_as.clear()
+            self._marked_as.clear()
+        else:
+            self._read_as.pop(candidate.ref, None)
+            self._marked_as.pop(candidate.ref, None)
 
     def read(self, candidate: Candidate, max_bytes: int, now: float) -> bytes | None:
         """The file's bytes, only if they are the whole of what settled (else ``SourceChanged``)."""
@@ -301,6 +311,13 @@ class Folder:
                 f"source {self.settings.name}: cannot move the done marker of {candidate.display}: "
                 f"{exc.strerror or exc}"
             ) from exc
+
+
+def _arrival(entry: os.DirEntry[str]) -> tuple[int, str]:
+    try:
+        return entry.stat(follow_symlinks=False).st_mtime_ns, entry.name
+    except FileNotFoundError:  # gone already: its place does not matter
+        return 0, entry.name
 
 
 def _identity(info: os.stat_result) -> tuple[int, int, int, int]:

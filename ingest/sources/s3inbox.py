@@ -79,6 +79,14 @@ class S3Inbox:
             count += 1
         return count
 
+    def forget(self, candidate: Candidate | None = None) -> None:
+        if candidate is None:
+            self._read_as.clear()
+            self._marked_as.clear()
+        else:
+            self._read_as.pop(candidate.ref, None)
+            self._marked_as.pop(candidate.ref, None)
+
     def read(self, candidate: Candidate, max_bytes: int, now: float) -> bytes | None:
         if candidate.size > max_bytes:
             reason = f"is {candidate.size} bytes, above the {max_bytes}-byte limit"
