@@ -165,12 +165,20 @@ def dispatched_files(settings: Settings) -> Dispatcher | None:
 
 
 def start_worker(
-    settings: Settings, *, concurrency: int | None = None, beat: bool = False, loglevel: str = "INFO"
+    settings: Settings,
+    *,
+    concurrency: int | None = None,
+    beat: bool = False,
+    loglevel: str = "INFO",
+    pool: str = "prefork",
+    events: bool = False,
 ) -> int:
     """``ingest worker``: run a Celery worker for ingest's tasks until it is stopped."""
     from ingest import engine
 
-    return engine.worker_main(settings, concurrency=concurrency, beat=beat, loglevel=loglevel)
+    return engine.worker_main(
+        settings, concurrency=concurrency, beat=beat, loglevel=loglevel, pool=pool, events=events
+    )
 
 
 def backfill(

@@ -115,6 +115,7 @@ _EXAMPLES: dict[str, tuple[str, ...]] = {
         "ingest worker                            broker from broker_url or $INGEST_BROKER_URL",
         "ingest worker --concurrency 4            four worker processes on this machine",
         "ingest worker --beat                     also schedule a dispatching sweep every poll_seconds",
+        "ingest worker --pool threads --concurrency 32   for S3 tens of milliseconds away",
     ),
     "retry-failed": (
         "ingest retry-failed                      put back every refused file of every source",
@@ -286,7 +287,17 @@ def build_parser() -> argparse.ArgumentParser:
         "Stop with SIGTERM (finishes the files in hand). Needs the extra: pip install 'ingest[celery]'.",
         _cmd_worker,
     )
-    p.add_argument("--concurrency", type=int, metavar="N", help="worker processes (default: one per core)")
+    p.add_argument(
+        "--concurrency", type=int, metavar="N", help="tasks side by side (default: one process per core)"
+    )
+    p.add_argument(
+        "--pool",
+        choices=("prefork", "threads"),
+        default="prefork",
+        help="prefork: one process per task slot (CPU-bound, S3 nearby); threads: many tasks in one process "
+        "(S3 far away), e.g. --pool threads --concurrency 32",
+    )
+    p.add_argument("--events", action="store_true", help="send task events (for Flower or `celery events`)")
     p.add_argument("--beat", action="store_true", help="also run Celery beat: a dispatching sweep every poll_seconds")
     p.add_argument("--loglevel", default="INFO", metavar="LEVEL", help="Celery's log level (default INFO)")
     p = command(
@@ -499,7 +510,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    return start_worker(_settings(args), concurrency=args.concurrency, beat=args.beat, loglevel=args.loglevel)
+    return start_worker(
+        _settings(args),
+        concurrency=args.concurrency,
+        beat=args.beat,
+        loglevel=args.loglevel,
+        pool=args.pool,
+        events=args.events,
+    )
 
 
 def _cmd_watch(args: argparse.Namespace) -> int:

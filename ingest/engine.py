@@ -47,6 +47,7 @@ import logging
 import os
 import secrets
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -349,8 +350,9 @@ def make_app(settings: Settings) -> Celery:
             "socket_timeout": 30,
         },
         worker_hijack_root_logger=False,
-        worker_send_task_events=True,  # Flower and `celery events` show tasks as they run
-        task_send_sent_event=True,
+        # Task events cost three Redis messages a task: off unless asked for (`ingest worker --events`, or
+        # `celery control enable_events` while Flower watches).
+        worker_send_task_events=False,
         worker_cancel_long_running_tasks_on_connection_loss=True,
     )
     app.task(name=TASK, bind=True)(_take_file_task)
@@ -366,8 +368,11 @@ class _WorkerState:
     settings: Settings | None = None
     pid: int = 0
     stores: dict[str, Store] = field(default_factory=dict)
-    committers: dict[tuple[str, str], Committer] = field(default_factory=dict)
+    #: One committer per thread (a thread-pool worker runs tasks side by side; a committer numbers its
+    #: changes objects, so it is never shared).
+    committers: dict[tuple[str, str, int], Committer] = field(default_factory=dict)
     broker: Broker | None = None
+    lock: threading.RLock = field(default_factory=threading.RLock)
 
     def fresh(self) -> None:
         if self.pid != os.getpid():  # a forked child: clients are not shared across processes
@@ -378,29 +383,32 @@ class _WorkerState:
 
         self.fresh()
         assert self.settings is not None
-        if bucket not in self.stores:
-            self.stores[bucket] = open_store(self.settings, bucket)
-        return self.stores[bucket]
+        with self.lock:
+            if bucket not in self.stores:
+                self.stores[bucket] = open_store(self.settings, bucket)
+            return self.stores[bucket]
 
     def committer(self, bucket: str, prefix: str) -> Committer:
         from ingest.clock import utcnow
         from ingest.commit import Committer, new_run_id
 
         self.fresh()
-        if (bucket, prefix) not in self.committers:
-            assert self.settings is not None
-            run_id = f"{new_run_id(utcnow())}-w{os.getpid()}"
-            self.committers[bucket, prefix] = Committer(
-                self.store(bucket), prefix, workers=self.settings.workers, run_id=run_id
-            )
-        return self.committers[bucket, prefix]
+        key = (bucket, prefix, threading.get_ident())
+        with self.lock:
+            if key not in self.committers:
+                assert self.settings is not None
+                run_id = f"{new_run_id(utcnow())}-w{os.getpid()}-{len(self.committers)}"
+                store = self.store(bucket)
+                self.committers[key] = Committer(store, prefix, workers=self.settings.workers, run_id=run_id)
+            return self.committers[key]
 
     def redis(self) -> Broker:
         self.fresh()
-        if self.broker is None:
-            assert self.settings is not None
-            self.broker = connect(self.settings)
-        return self.broker
+        with self.lock:
+            if self.broker is None:
+                assert self.settings is not None
+                self.broker = connect(self.settings)
+            return self.broker
 
 
 _STATE = _WorkerState()
@@ -646,14 +654,24 @@ class Dispatcher:
         return []
 
 
-def worker_main(settings: Settings, *, concurrency: int | None, beat: bool, loglevel: str) -> int:
-    """``ingest worker``: a prefork Celery worker consuming the ingest queue (returns when it stops)."""
+def worker_main(
+    settings: Settings,
+    *,
+    concurrency: int | None,
+    beat: bool,
+    loglevel: str,
+    pool: str = "prefork",
+    events: bool = False,
+) -> int:
+    """``ingest worker``: a Celery worker consuming the ingest queue (returns when it stops). ``prefork``
+    (the default) runs one process per core; ``threads`` runs many tasks side by side in one process, for
+    S3 far away (tens of milliseconds a request), where waiting, not CPU, sets the pace."""
     app = make_app(settings)
     connect(settings)  # fail early and clearly when the broker is not there
     argv = [
         "worker",
         f"--loglevel={loglevel}",
-        "--pool=prefork",
+        f"--pool={pool}",
         f"--queues={QUEUE}",
         f"--hostname=ingest-{os.getpid()}@{socket.gethostname()}",
         "--without-mingle",
@@ -661,6 +679,8 @@ def worker_main(settings: Settings, *, concurrency: int | None, beat: bool, logl
     ]
     if concurrency:
         argv.append(f"--concurrency={concurrency}")
+    if events:
+        argv.append("--task-events")
     if beat:
         # A sweep that waited in the queue past the next one is dropped (expires), so sweeps never pile up
         # behind a backlog of files.

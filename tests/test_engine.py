@@ -43,11 +43,12 @@ def _settings(prefix: str, drop: Path, **extra: object) -> Settings:
     return settings.model_copy(update={"sources": [source]})
 
 
-def _worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def _worker(env: dict[str, str], log: Path, *options: str) -> subprocess.Popen[bytes]:
     """One `ingest worker` with one process, in its own process group (so SIGKILL takes all of it)."""
+    options = options or ("--concurrency", "1")
     with log.open("ab") as out:  # the child has its own copy of the descriptor
         return subprocess.Popen(
-            [sys.executable, "-m", "ingest", "worker", "--concurrency", "1", "--loglevel", "WARNING"],
+            [sys.executable, "-m", "ingest", "worker", *options, "--loglevel", "WARNING"],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -372,3 +373,26 @@ def test_a_backfill_file_that_keeps_stopping_its_worker_is_recorded_not_moved(
     assert path.exists() and not (archive / "failed").exists()  # an archive is never moved
     kept = list(store.list_keys(f"{prefix}backfills/archive/failed/"))
     assert len(kept) == 1
+
+
+def test_a_thread_pool_worker_stores_each_file_once_in_its_own_feed_objects(
+    tmp_path: Path, worker_env: dict[str, str], prefix: str, store: S3Store
+) -> None:
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    for n in range(60):
+        _write(drop / f"t-{n:02d}.txt", f"Threaded {n}\n\nStored by one of many threads.\n", time.time() - 60)
+    logs = tmp_path / "worker.log"
+    worker = _worker(worker_env, logs, "--pool", "threads", "--concurrency", "8")
+    try:
+        settings = _settings(prefix, drop)
+        _dispatch(settings)
+        deadline = time.time() + 90
+        while list(drop.glob("*.txt")) and time.time() < deadline:
+            time.sleep(0.2)
+    finally:
+        _kill(worker, signal.SIGTERM)
+    assert not list(drop.glob("*.txt")), logs.read_text()[-2000:]
+    feed = read_feed(store, prefix)
+    # Threads never share a committer: no changes object overwrote another, so every version is listed once.
+    assert sorted(e.id for e in feed) == [f"t-{n:02d}" for n in range(60)]
