@@ -697,7 +697,7 @@ def _ratio(a: Case | None, b: Case | None, target: float | None) -> str:
 
 
 def _report(bench: Pipeline, baselines: dict[str, dict[str, Case]], memory: dict[tuple[str, int], Ran]) -> None:
-    rows, w = bench.rows, 48
+    rows, w = bench.rows, 60
 
     def case(key: str, c: str) -> Case | None:
         return rows[key].cases.get(c) if key in rows else None
