@@ -119,8 +119,9 @@ def backfill(
         if refused:
             body = "".join(r.model_dump_json() + "\n" for r in refused).encode()
             store.put(f"{key[: -len('.json')]}/failed-{number:08d}.jsonl", body, "application/x-ndjson")
-        # A file whose storage kept failing is not done: the checkpoint stops before it, and so does the load.
-        stuck = next((i for i, c in enumerate(page) if any(_unstored(r, c) for r in records)), None)
+        # A file whose storage kept failing, or that changed while it was read (no record, still there), is
+        # not done: the checkpoint stops before it, and so does the load.
+        stuck = next((i for i, c in enumerate(page) if _not_done(c, records, source_settings)), None)
         done = page if stuck is None else page[:stuck]
         counts = dict(checkpoint.counts)
         for record in records:
@@ -139,7 +140,8 @@ def backfill(
         yield Progress(checkpoint, records)
         if stuck is not None:
             raise StoreUnavailable(
-                f"backfill {name}: storage kept failing for {page[stuck].display}; stopped before it. "
+                f"backfill {name}: {page[stuck].display} could not be stored (storage kept failing, or it changed "
+                "while it was read); stopped before it. "
                 "Run the same command again to carry on from it",
                 operation="backfill",
                 key=key,
@@ -151,6 +153,13 @@ def backfill(
 
 def _unstored(record: FileRecord, candidate: Candidate) -> bool:
     return record.path == candidate.display and (record.error or {}).get("check") == Check.STORAGE
+
+
+def _not_done(candidate: Candidate, records: list[FileRecord], conf: SourceSettings) -> bool:
+    mine = [r for r in records if r.path == candidate.display]
+    if any(_unstored(r, candidate) for r in mine):
+        return True
+    return not mine and not conf.is_s3 and os.path.lexists(candidate.ref)
 
 
 def _load(store: Store, key: str) -> Checkpoint | None:

@@ -132,7 +132,7 @@ class Folder:
         """Why a file modified at ``info.st_mtime`` may still be being written at ``now``; None if old enough."""
         settle, min_age = self.settings.settle_seconds, self.settings.min_age_seconds
         age = now - info.st_mtime
-        if age >= max(settle, min_age):
+        if age >= max(settle, min_age) or settle == min_age == 0:  # 0 and 0: taken at once, clock skew or not
             return None
         key, need = ("min_age_seconds", min_age) if min_age > settle else ("settle_seconds", settle)
         return f"was modified {max(age, 0):.1f} s before it was read, under {key} ({need:g} s)"
