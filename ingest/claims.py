@@ -16,6 +16,7 @@ leases expire (``lease_seconds``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import random
@@ -40,6 +41,7 @@ def shard_of(candidate: Candidate) -> str:
     return shard_for(where(candidate))
 
 
+@functools.lru_cache(maxsize=8192)  # a file's group is asked for several times a batch
 def shard_for(place: str) -> str:
     """The lease group of the file at ``place`` (an absolute path or ``s3://`` URL)."""
     folder, _, name = place.rpartition("/")

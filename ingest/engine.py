@@ -147,19 +147,23 @@ def job_for(
     backfill: str | None = None,
     token: str = "",
 ) -> Job:
-    place = where(candidate)
-    identity = json.dumps([place, candidate.size, candidate.listed])
+    identity = json.dumps([where(candidate), candidate.size, candidate.listed])
     return Job(
         source=source,
         file=asdict(candidate),
         bucket=settings.bucket,
         prefix=settings.prefix,
         run=run,
-        mark=f"{NS}file:{_digest(place)}",
+        mark=file_mark(candidate),
         tries=f"{NS}tries:{_digest(identity)}",
         token=token,
         backfill=backfill,
     )
+
+
+def file_mark(candidate: Candidate) -> str:
+    """The Redis key marking a file as with the workers: where it is, whichever source lists it."""
+    return f"{NS}file:{_digest(where(candidate))}"
 
 
 def chained(jobs: Sequence[Job], articles: Sequence[str]) -> Job:
@@ -211,12 +215,12 @@ class Broker:
     client: redis.Redis
     app: Celery
 
-    def taken(self, jobs: Sequence[Job]) -> list[bool]:
-        """Whether each job's file is already marked as dispatched."""
-        if not jobs:
+    def taken(self, marks: Sequence[str]) -> list[bool]:
+        """Whether each file mark is set (its file is with the workers)."""
+        if not marks:
             return []
         with _broker_errors():
-            values = self.client.mget([j.mark for j in jobs])
+            values = self.client.mget(list(marks))
         return [v is not None for v in values]
 
     def in_flight(self, marks: Sequence[str]) -> set[str]:
@@ -355,7 +359,7 @@ def make_app(settings: Settings) -> Celery:
         worker_send_task_events=False,
         worker_cancel_long_running_tasks_on_connection_loss=True,
     )
-    app.task(name=TASK, bind=True)(_take_file_task)
+    app.task(name=TASK)(_take_file_task)
     app.task(name=SWEEP_TASK)(_sweep_task)
     _STATE.settings = settings
     return app
@@ -414,11 +418,11 @@ class _WorkerState:
 _STATE = _WorkerState()
 
 
-def _take_file_task(task: Any, payload: dict[str, Any]) -> None:
-    take_job(Job.model_validate(payload), _STATE, task_id=getattr(task.request, "id", None))
+def _take_file_task(payload: dict[str, Any]) -> None:
+    take_job(Job.model_validate(payload), _STATE)
 
 
-def take_job(job: Job, state: _WorkerState, *, task_id: str | None = None) -> list[FileRecord]:
+def take_job(job: Job, state: _WorkerState) -> list[FileRecord]:
     """Run one file's task: count the start, refuse a file that keeps stopping its worker, else the unit of
     work; then, whatever happened, clear this send's marks, report to a waiting dispatcher, and send the
     next file of its article (or leave the rest of the chain in the source)."""
@@ -480,7 +484,6 @@ def take_job(job: Job, state: _WorkerState, *, task_id: str | None = None) -> li
         for record in records:
             log.info("%s %s%s", record.outcome, record.path, f" -> {record.key}" if record.key else "")
         _next(job, broker, candidate, stored_fine=stored_fine)
-    del task_id
     return records
 
 
@@ -574,8 +577,7 @@ class Dispatcher:
 
     def filter(self, source: SourceSettings, candidates: Sequence[Candidate]) -> tuple[list[Candidate], int]:
         """Candidates not already with the workers, and how many are."""
-        jobs = [job_for(source, c, self.settings, run=None) for c in candidates]
-        taken = self.broker.taken(jobs)
+        taken = self.broker.taken([file_mark(c) for c in candidates])  # keys only: no job is built here
         free = [c for c, t in zip(candidates, taken, strict=True) if not t]
         return free, len(candidates) - len(free)
 

@@ -6,6 +6,7 @@ started again; nothing lost, nothing doubled, revisions in arrival order.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import json
@@ -158,7 +159,7 @@ def test_revisions_found_in_one_sweep_go_out_as_one_chain_oldest_first(
     assert report.dispatched == 2
     sent = [json.loads(m) for m in broker.client.lrange("ingest", 0, -1)]
     assert len(sent) == 1  # one task: the second file waits inside the first one's job
-    body = json.loads(__import__("base64").b64decode(sent[0]["body"]))
+    body = json.loads(base64.b64decode(sent[0]["body"]))
     job = Job.model_validate(body[0][0])
     assert [j.candidate().name for j in job.chain()] == ["z.txt", "a.txt"]
     assert job.articles == [] and job.then[0].articles  # the last one clears the article's mark
@@ -348,7 +349,7 @@ def test_a_stale_redelivery_leaves_a_newer_sends_marks_alone(
     assert broker.mark([newer], newer.articles, "newer") == [True]
     # ... when the broker hands the first task out again: it finds its file gone and must not free the new one.
     assert take_job(old, state) == []
-    assert broker.taken([newer]) == [True]
+    assert broker.taken([newer.mark]) == [True]
     assert broker.in_flight(newer.articles) == set(newer.articles)
     broker.clear([newer.mark, *newer.articles])
 
