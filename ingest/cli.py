@@ -113,9 +113,9 @@ _EXAMPLES: dict[str, tuple[str, ...]] = {
     ),
     "worker": (
         "ingest worker                            broker from broker_url or $INGEST_BROKER_URL",
-        "ingest worker --concurrency 4            four worker processes on this machine",
+        "ingest worker --concurrency 4            four tasks at a time on this machine",
         "ingest worker --beat                     also schedule a dispatching sweep every poll_seconds",
-        "ingest worker --pool threads --concurrency 32   for S3 tens of milliseconds away",
+        "ingest worker --pool threads --concurrency 32   one process, 32 threads (lighter on memory)",
     ),
     "retry-failed": (
         "ingest retry-failed                      put back every refused file of every source",
@@ -279,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(
         "worker",
         "run a Celery worker that ingests the files sweeps dispatch",
-        "Run a Celery worker (prefork: one process per core by default) that takes one task per input file\n"
+        "Run a Celery worker (8 task processes per core by default) that takes one task per input file\n"
         "from the broker (broker_url, $INGEST_BROKER_URL) and runs the unit of work on it: read, parse,\n"
         "store, move. Start any number on any machines that see the same broker, bucket and sources.\n"
         "Tasks are acknowledged after they ran; a worker that dies mid-file leaves the task to another;\n"
@@ -288,14 +288,17 @@ def build_parser() -> argparse.ArgumentParser:
         _cmd_worker,
     )
     p.add_argument(
-        "--concurrency", type=int, metavar="N", help="tasks side by side (default: one process per core)"
+        "--concurrency",
+        type=int,
+        metavar="N",
+        help="tasks side by side (default: 8 per core, since a task mostly waits on S3)",
     )
     p.add_argument(
         "--pool",
         choices=("prefork", "threads"),
         default="prefork",
-        help="prefork: one process per task slot (CPU-bound, S3 nearby); threads: many tasks in one process "
-        "(S3 far away), e.g. --pool threads --concurrency 32",
+        help="prefork (default): a process per task slot, so a task that crashes or overruns its time limit "
+        "takes only itself down; threads: every slot in one process (lighter; no hard time limit)",
     )
     p.add_argument("--events", action="store_true", help="send task events (for Flower or `celery events`)")
     p.add_argument("--beat", action="store_true", help="also run Celery beat: a dispatching sweep every poll_seconds")

@@ -32,7 +32,7 @@ COMMANDS = {
     "run": "Sweep every configured source once",
     "watch": "Sweep sources every poll_seconds until SIGINT or SIGTERM",
     "retry-failed": "Move every file in each source's failed/ back into the source",
-    "worker": "Run a Celery worker (prefork: one process per core by default)",
+    "worker": "Run a Celery worker (8 task processes per core by default)",
     "backfill": "Load every file under a folder (recursively) or an S3 prefix, read in place",
     "formats": "List the registered input formats",
 }
