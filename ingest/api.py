@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ingest import runner
 from ingest.clock import Clock, utcnow
@@ -20,6 +20,9 @@ from ingest.models import Document
 from ingest.outcome import Outcome
 from ingest.parsers import Parser, registry
 from ingest.prepare import Prepared, guarded, prepare_file, preview
+from ingest.renditions import Rendition
+from ingest.renditions import registry as rendition_registry
+from ingest.renditions import render as render_as
 from ingest.report import LogFormat, redact_values
 from ingest.rules import check_settings, rules_for
 from ingest.runner import Commits
@@ -149,6 +152,18 @@ def rollback(
 def formats() -> list[Parser]:
     """The registered input formats, in the order content detection tries them."""
     return registry.all()
+
+
+def render(document: Document, fmt: str, settings: Settings) -> dict[str, Any]:
+    """``document`` as the rendition ``fmt`` (``document``, ``ninjs``, ``ninjs3``, ``ans``; see
+    ``rendition_formats``), as JSON values; its URI is made by ``settings.uri_template`` (``ingest show --as``,
+    ``ingest parse --as``). An unknown ``fmt``, or a template that makes no URI of the id, is a ``ConfigError``."""
+    return render_as(document, fmt, settings.uri_template)
+
+
+def rendition_formats() -> list[Rendition]:
+    """The registered output renditions, in the order ``--as`` lists them."""
+    return rendition_registry.all()
 
 
 def dispatcher(settings: Settings, *, wait: bool = False) -> Dispatcher:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ingest import (
     Archive,
+    ConfigError,
     IngestError,
     LogFormat,
     Outcome,
@@ -37,6 +38,8 @@ from ingest import (
     open_sources,
     open_store,
     preview_files,
+    render,
+    rendition_formats,
     retry_failed,
     rollback,
     run_once,
@@ -79,6 +82,7 @@ _EXAMPLES: dict[str, tuple[str, ...]] = {
     "parse": (
         "ingest parse --pretty story.txt          the document story.txt would become",
         "ingest parse wires/*.xml > docs.jsonl    one JSON document per line",
+        "ingest parse --as ninjs --pretty story.xml   the IPTC ninjs 2.1 item it would be",
     ),
     "file": (
         "ingest file wires/*.txt                  store new articles and new versions",
@@ -89,6 +93,8 @@ _EXAMPLES: dict[str, tuple[str, ...]] = {
     "show": (
         "ingest show bridge-closure               the latest version",
         "ingest show bridge-closure --version 1   the first version",
+        "ingest show bridge-closure --as ans      the latest version as an Arc XP ANS story",
+        "ingest show bridge-closure --as ninjs3 --version 2",
     ),
     "history": (
         "ingest history bridge-closure",
@@ -179,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="article files to parse")
     p.add_argument("--pretty", action="store_true", help="indented JSON for people instead of one line a document")
+    _as_flag(p, "each document")
 
     p = command(
         "file",
@@ -202,11 +209,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(
         "show",
         "print a stored document",
-        "Print the stored document ID: the latest version, or --version N.",
+        "Print the stored document ID: the latest version, or --version N. With --as, print it in a\n"
+        "standard a CMS reads instead (IPTC ninjs, Arc XP ANS); without it, the stored bytes as they are.",
         _cmd_show,
     )
     p.add_argument("id", metavar="ID", help="article id")
     p.add_argument("--version", type=int, metavar="N", dest="number", help="a specific version (default: latest)")
+    _as_flag(p, "the document")
 
     p = command(
         "history",
@@ -337,6 +346,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _as_flag(parser: argparse.ArgumentParser, what: str) -> None:
+    *first, last = [f"{r.name} ({r.description})" for r in rendition_formats()]
+    parser.add_argument(
+        "--as",
+        dest="rendition",
+        default="document",
+        metavar="FORMAT",
+        help=f"print {what} as FORMAT: {', '.join(first)} or {last}. ninjs and ANS name the article by "
+        "the URI the uri_template setting makes of its id (default urn:newsml:localhost:{id})",
+    )
+
+
 def _dispatch_flags(parser: argparse.ArgumentParser, *, wait: bool) -> None:
     parser.add_argument(
         "--dispatch",
@@ -405,14 +426,32 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _cmd_parse(args: argparse.Namespace) -> int:
+    fmt = _rendition(args)
+    settings = _settings(args)
     refused = 0
-    for result in preview_files(args.files, _settings(args)):
+    for result in preview_files(args.files, settings):
         if isinstance(result, Outcome):
             refused += 1
             _err(f"error: {result.error}")
-        else:
+        elif fmt == "document":
             print(result.model_dump_json(indent=2 if args.pretty else None), flush=True)
+        else:
+            print(_json(render(result, fmt, settings), pretty=args.pretty), flush=True)
     return EXIT_REFUSED if refused else EXIT_OK
+
+
+def _rendition(args: argparse.Namespace) -> str:
+    """The --as format, checked before any file or storage is touched."""
+    known = [r.name for r in rendition_formats()]
+    if args.rendition not in known:
+        raise ConfigError(f"--as: unknown format {args.rendition!r} (known: {', '.join(known)})")
+    return str(args.rendition)
+
+
+def _json(value: object, *, pretty: bool) -> str:
+    if pretty:
+        return json.dumps(value, ensure_ascii=False, indent=2)
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def _cmd_file(args: argparse.Namespace) -> int:
@@ -455,7 +494,13 @@ def _archive(args: argparse.Namespace) -> Archive:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    sys.stdout.write(_archive(args).stored(args.id, args.number).decode("utf-8"))
+    fmt = _rendition(args)
+    settings = _settings(args)
+    archive = Archive(open_store(settings), settings.prefix)
+    if fmt == "document":  # the stored bytes, exactly
+        sys.stdout.write(archive.stored(args.id, args.number).decode("utf-8"))
+    else:
+        print(_json(render(archive.document(args.id, args.number), fmt, settings), pretty=True))
     return EXIT_OK
 
 

@@ -36,6 +36,8 @@ _ENV_PREFIX = "INGEST_"
 #: An S3 bucket name: 3-63 lowercase letters, digits, dots and hyphens, a letter or digit at each end.
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _DEFAULT_CONFIG = Path("config/ingest.yaml")
+#: A scheme, then only characters a URI may hold (RFC 3986): what ``uri_template`` must look like.
+_URI_TEMPLATE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[A-Za-z0-9\-._~:/?\[\]@!$&'()*+,;=%]*")
 
 
 class RuleSpec(BaseModel):
@@ -241,6 +243,29 @@ class Settings(BaseModel):
         le=20,
         description="Tries per file before a file that keeps stopping its worker is refused.",
     )
+    # ninjs `uri` must be a URI and should be globally unique; a bare id ("bridge") is neither. The default
+    # is a placeholder that is at least a URI: a newsroom puts its own domain in it.
+    uri_template: str = Field(
+        default="urn:newsml:localhost:{id}",
+        description="How the ninjs and ANS renditions (`--as`) make an article's URI from its id: `{id}` is "
+        "replaced by the id, e.g. urn:newsml:example.com:{id} or https://news.example.com/articles/{id}.",
+    )
+
+    @field_validator("uri_template")
+    @classmethod
+    def _uri_template(cls, value: str) -> str:
+        # The shape only; whether the result is a URI is checked for each id when a rendition is made.
+        rest = value.replace("{id}", "")
+        if "{id}" not in value:
+            raise ValueError("must contain {id}, where the article id goes")
+        if "{" in rest or "}" in rest:
+            raise ValueError("{id} is the only placeholder")
+        if "#" in value:
+            raise ValueError("must not hold a fragment (#): renditions add their own, e.g. #related-1")
+        if not _URI_TEMPLATE.fullmatch(rest):
+            example = "e.g. urn:newsml:example.com:{id}"
+            raise ValueError(f"must be an absolute URI: a scheme (urn:, https:), no spaces ({example})")
+        return value
 
     @field_validator("sources")
     @classmethod

@@ -78,6 +78,8 @@ PUBLIC = [
     "open_store",
     "prepare",
     "preview_files",
+    "render",
+    "rendition_formats",
     "retry_failed",
     "rollback",
     "run_once",

@@ -1,0 +1,78 @@
+"""Output renditions: the document in a standard a CMS already speaks, one module per standard.
+
+A rendition is a pure function: a ``Document`` and the ``uri_template`` setting in, JSON values out (no
+I/O, no clock). They are registered here in one explicit list; the registry refuses two of one name and
+lists what is registered (``ingest show --as``, ``ingest parse --as``)::
+
+    document   ingest's own document, unchanged                     document.py
+    ninjs      IPTC ninjs 2.1                                       ninjs.py
+    ninjs3     IPTC ninjs 3.1                                       ninjs.py
+    ans        Arc XP ANS 0.10.12 (a story)                         ans.py
+
+Adding one is a module with a render function, a line in ``_BUILTIN``, and its official schema in
+``tests/test_renditions.py``. What each carries, and what it drops, is the README's mapping table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ingest.errors import ConfigError
+from ingest.models import Document
+from ingest.renditions import ans, document, ninjs
+
+__all__ = ["Registry", "Rendition", "registry", "render"]
+
+
+@dataclass(frozen=True)
+class Rendition:
+    """One output format."""
+
+    #: What ``--as`` takes.
+    name: str
+    #: One line for people: the standard and its version.
+    description: str
+    #: Document and ``uri_template`` in, JSON values out.
+    render: Callable[[Document, str], dict[str, Any]]
+
+
+class Registry:
+    """Renditions by name, in the order they are listed."""
+
+    def __init__(self) -> None:
+        self._renditions: dict[str, Rendition] = {}
+
+    def register(self, rendition: Rendition) -> None:
+        if rendition.name in self._renditions:
+            raise ConfigError(f"rendition {rendition.name!r} is registered twice")
+        self._renditions[rendition.name] = rendition
+
+    def get(self, name: str) -> Rendition:
+        try:
+            return self._renditions[name]
+        except KeyError:
+            known = ", ".join(self._renditions)
+            raise ConfigError(f"unknown rendition format {name!r} (known: {known})") from None
+
+    def all(self) -> list[Rendition]:
+        return list(self._renditions.values())
+
+
+_BUILTIN = (
+    Rendition("document", "ingest's own, as stored; the default", document.render),
+    Rendition("ninjs", "IPTC ninjs 2.1", ninjs.render_21),
+    Rendition("ninjs3", "IPTC ninjs 3.1", ninjs.render_31),
+    Rendition("ans", "an Arc XP ANS 0.10.12 story", ans.render),
+)
+
+registry = Registry()
+for _rendition in _BUILTIN:
+    registry.register(_rendition)
+
+
+def render(document: Document, fmt: str, uri_template: str) -> dict[str, Any]:
+    """``document`` as the rendition named ``fmt``; an unknown name, or a ``uri_template`` that makes no
+    URI of this document's id, is a ``ConfigError``."""
+    return registry.get(fmt).render(document, uri_template)
