@@ -213,7 +213,17 @@ class Broker:
     """The Redis side of dispatching: marks, try counts, results, the queue's length."""
 
     client: redis.Redis
-    app: Celery
+    #: Makes the Celery app on first send: an in-process run only reads marks, and need not load Celery.
+    make: Callable[[], Celery]
+    _app: Celery | None = field(default=None, init=False, repr=False)
+    _making: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    @property
+    def app(self) -> Celery:
+        with self._making:  # a thread-pool worker's tasks may send at once: one app
+            if self._app is None:
+                self._app = self.make()
+            return self._app
 
     def taken(self, marks: Sequence[str]) -> list[bool]:
         """Whether each file mark is set (its file is with the workers)."""
@@ -302,7 +312,7 @@ def connect(settings: Settings) -> Broker:
         client.ping()
     except redis.RedisError as exc:
         raise BrokerUnavailable(f"broker {_safe(url)} unreachable: {exc}") from exc
-    return Broker(client, make_app(settings))
+    return Broker(client, lambda: make_app(settings))
 
 
 class BrokerUnavailable(RunError, Transient):
@@ -403,7 +413,7 @@ class _WorkerState:
                 assert self.settings is not None
                 run_id = f"{new_run_id(utcnow())}-w{os.getpid()}-{len(self.committers)}"
                 store = self.store(bucket)
-                self.committers[key] = Committer(store, prefix, workers=self.settings.workers, run_id=run_id)
+                self.committers[key] = Committer.configured(store, self.settings, prefix=prefix, run_id=run_id)
             return self.committers[key]
 
     def redis(self) -> Broker:

@@ -47,18 +47,20 @@ class Folder:
             raise SourceError(f"source {self.settings.name}: {self.root} is not a folder")
         self._check_reserved()
         with os.scandir(self.root) as listing:
-            names = [name for _, name in sorted(_arrival(entry) for entry in listing)]
+            order = sorted(_arrival(entry) for entry in listing)
         waiting: list[str] = []
         not_taken: dict[str, int] = {}
-        return Scan(self._ready(names, now, waiting, not_taken), waiting, not_taken)
+        return Scan(self._ready(order, now, waiting, not_taken), waiting, not_taken)
 
     def _ready(
-        self, names: list[str], now: float, waiting: list[str], not_taken: dict[str, int]
+        self, order: list[bytes], now: float, waiting: list[str], not_taken: dict[str, int]
     ) -> Iterator[Candidate]:
         real_root = self.root.resolve()
         marker = self.settings.done_marker
-        present = set(names) if marker else set()  # temporary names too: a done marker may be any suffix
-        for name in names:
+        # temporary names too: a done marker may be any suffix
+        present = {_name(key) for key in order} if marker else set()
+        for key in order:
+            name = _name(key)
             if ignored(name) or name in (PROCESSED, FAILED):
                 continue
             path = self.root / name
@@ -313,11 +315,23 @@ class Folder:
             ) from exc
 
 
-def _arrival(entry: os.DirEntry[str]) -> tuple[int, str]:
+def _arrival(entry: os.DirEntry[str]) -> bytes:
+    """A file's place in arrival order as one bytes object that sorts as (mtime, name): the modification
+    time in nanoseconds, offset to be unsigned, in 8 big-endian bytes, then the name as the filesystem
+    spells it. One small object per file instead of a tuple, an int and a str: a listing of 100,000 files
+    costs about 6 MB rather than 18 while it is sorted and gone through."""
     try:
-        return entry.stat(follow_symlinks=False).st_mtime_ns, entry.name
+        stamp = entry.stat(follow_symlinks=False).st_mtime_ns
     except FileNotFoundError:  # gone already: its place does not matter
-        return 0, entry.name
+        stamp = 0
+    return (stamp + _EPOCH_OFFSET).to_bytes(8, "big") + os.fsencode(entry.name)
+
+
+_EPOCH_OFFSET = 1 << 63  # so that times before 1970 (negative) sort before those after
+
+
+def _name(key: bytes) -> str:
+    return os.fsdecode(key[8:])
 
 
 def _identity(info: os.stat_result) -> tuple[int, int, int, int]:
