@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from fnmatch import fnmatch
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from ingest.settings import SourceSettings
 
@@ -61,6 +61,29 @@ class Scan:
     #: Names never taken anywhere (hidden, temporary, done markers) are not counted, nor hidden sub-folders;
     #: a sub-folder with nothing counted is left out.
     not_taken: dict[str, int] = field(default_factory=dict)
+
+
+Identity = TypeVar("Identity")
+
+
+class ReadMemory(Generic[Identity]):
+    """What a source remembers between reading a file and moving it: the file as it was read, and its done
+    marker as it was then (sources with ``done_marker``), so that a file replaced since is never moved.
+    ``Identity`` is the source's own notion of "the same file" (a drop folder's inode, size and mtime; an
+    inbox object's ETag)."""
+
+    def __init__(self) -> None:
+        self._read_as: dict[str, Identity] = {}
+        self._marked_as: dict[str, Identity] = {}
+
+    def forget(self, candidate: Candidate | None = None) -> None:
+        """See ``Source.forget``."""
+        if candidate is None:
+            self._read_as.clear()
+            self._marked_as.clear()
+        else:
+            self._read_as.pop(candidate.ref, None)
+            self._marked_as.pop(candidate.ref, None)
 
 
 class Source(Protocol):

@@ -24,19 +24,16 @@ from pathlib import Path
 from ingest.errors import Check, ReadError, SourceChanged, SourceError
 from ingest.reader import read_file
 from ingest.settings import SourceSettings
-from ingest.sources import Candidate, Scan, ignored
+from ingest.sources import Candidate, ReadMemory, Scan, ignored
 
 PROCESSED, FAILED = "processed", "failed"
 
 
-class Folder:
+class Folder(ReadMemory[tuple[int, int, int, int]]):  # a file as read: (device, inode, size, mtime)
     def __init__(self, settings: SourceSettings) -> None:
+        super().__init__()
         self.settings = settings
         self.root = Path(settings.location)
-        # What each file was when read: (device, inode, size, mtime). A file replaced since is not moved.
-        self._read_as: dict[str, tuple[int, int, int, int]] = {}
-        # Each file's done marker as it was when the file was read (sources with ``done_marker``).
-        self._marked_as: dict[str, tuple[int, int, int, int]] = {}
 
     def scan(self, now: float) -> Scan:
         """The folder's top level in arrival order (modification time, then name), lazily: only the names
@@ -154,14 +151,6 @@ class Folder:
     def _inside(path: Path, real_root: Path) -> bool:
         target = path.resolve()
         return target.is_relative_to(real_root) and target.is_file()
-
-    def forget(self, candidate: Candidate | None = None) -> None:
-        if candidate is None:
-            self._read_as.clear()
-            self._marked_as.clear()
-        else:
-            self._read_as.pop(candidate.ref, None)
-            self._marked_as.pop(candidate.ref, None)
 
     def read(self, candidate: Candidate, max_bytes: int, now: float) -> bytes | None:
         """The file's bytes, only if they are the whole of what settled (else ``SourceChanged``)."""

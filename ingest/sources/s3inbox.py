@@ -20,22 +20,19 @@ from datetime import datetime
 from ingest.errors import Check, ReadError, SourceChanged, StoreError
 from ingest.reader import human_size
 from ingest.settings import SourceSettings
-from ingest.sources import Candidate, Scan, ignored
+from ingest.sources import Candidate, ReadMemory, Scan, ignored
 from ingest.stores.base import Listed, ListedObject, Store
 
 PROCESSED, FAILED = "processed/", "failed/"
 
 
-class S3Inbox:
+class S3Inbox(ReadMemory[str]):  # an object as read: its ETag (a re-upload since is neither moved nor deleted)
     def __init__(self, settings: SourceSettings, store: Store) -> None:
+        super().__init__()
         self.settings = settings
         self.prefix = settings.inbox_prefix
         #: The inbox's bucket (its own, or the document bucket under another prefix).
         self.store = store
-        # ETag of each object as read: a re-upload since then is neither moved nor deleted.
-        self._read_as: dict[str, str] = {}
-        # ETag of each object's done marker as read (sources with ``done_marker``).
-        self._marked_as: dict[str, str] = {}
 
     def scan(self, now: float) -> Scan:
         waiting: list[str] = []
@@ -78,14 +75,6 @@ class S3Inbox:
                 continue
             count += 1
         return count
-
-    def forget(self, candidate: Candidate | None = None) -> None:
-        if candidate is None:
-            self._read_as.clear()
-            self._marked_as.clear()
-        else:
-            self._read_as.pop(candidate.ref, None)
-            self._marked_as.pop(candidate.ref, None)
 
     def read(self, candidate: Candidate, max_bytes: int, now: float) -> bytes | None:
         if candidate.size > max_bytes:
