@@ -53,6 +53,7 @@ from ingest.report import FileRecord, Reporter, RunReport
 from ingest.rules import check_settings, rules_for
 from ingest.settings import Settings, SourceSettings
 from ingest.sources import Candidate, Source, open_source
+from ingest.split import Rules
 from ingest.stores.base import Store
 from ingest.stores.leases import Leases
 
@@ -275,35 +276,7 @@ class _Sweep:
         return FileRecord.of(self.name, outcome)
 
     def _prepare(self, candidate: Candidate) -> list[Prepared | Outcome] | None:
-        conf = self.source.settings
-        if candidate.refusal is not None:
-            refused = InputError(candidate.display, candidate.refusal, check=Check.REFUSED)
-            return [Outcome.failed(candidate.display, refused)]
-        try:
-            data = self.source.read(candidate, self.settings.max_bytes, self.clock().timestamp())
-        except InputError as exc:
-            return [Outcome.failed(candidate.display, exc)]
-        except SourceChanged as exc:  # still being written, or replaced while read: never store half a file
-            log.warning("%s; left for the next run", exc)
-            self.report.waiting.append(candidate.display)
-            return None
-        if data is None:
-            return None
-        return guarded(
-            candidate.display,
-            lambda: prepare_items(
-                data,
-                candidate.name,
-                self.rules,
-                received_at=self.clock(),
-                display=candidate.display,
-                format=conf.format,
-                id_from=conf.id_from,
-                id_prefix=conf.id_prefix,
-                id_conflict=conf.id_conflict,
-                timezone=conf.timezone,
-            ),
-        )
+        return read_and_prepare(self.settings, self.source, self.rules, candidate, self.clock, self.report.waiting)
 
     def _move(self, candidate: Candidate, records: list[FileRecord], now: datetime) -> None:
         """Move one file after its batch is committed, unless a writer got there first: to
@@ -372,21 +345,49 @@ def refuse_file(source: Source, candidate: Candidate, error: InputError, clock: 
     return [record]
 
 
+def read_and_prepare(
+    settings: Settings, source: Source, rules: Rules, candidate: Candidate, clock: Clock, waiting: list[str]
+) -> list[Prepared | Outcome] | None:
+    """Read one listed file and prepare its items (or its ``failed`` outcome). None when it is not to be
+    reported here: gone (another run moved it after it was listed), or changed while read (appended to
+    ``waiting``; the next run takes it)."""
+    conf = source.settings
+    if candidate.refusal is not None:
+        refused = InputError(candidate.display, candidate.refusal, check=Check.REFUSED)
+        return [Outcome.failed(candidate.display, refused)]
+    try:
+        data = source.read(candidate, settings.max_bytes, clock().timestamp())
+    except InputError as exc:
+        return [Outcome.failed(candidate.display, exc)]
+    except SourceChanged as exc:  # still being written, or replaced while read: never store half a file
+        log.warning("%s; left for the next run", exc)
+        waiting.append(candidate.display)
+        return None
+    if data is None:
+        return None
+    return guarded(
+        candidate.display,
+        lambda: prepare_items(
+            data,
+            candidate.name,
+            rules,
+            received_at=clock(),
+            display=candidate.display,
+            format=conf.format,
+            id_from=conf.id_from,
+            id_prefix=conf.id_prefix,
+            id_conflict=conf.id_conflict,
+            timezone=conf.timezone,
+        ),
+    )
+
+
 def group_by_article(
     settings: Settings, source: Source, candidates: Sequence[Candidate], clock: Clock = utcnow
 ) -> list[tuple[list[Candidate], list[str]]]:
     """Files grouped by the articles they hold (read and prepared here), oldest first in each group."""
-    report = RunReport(run_id="group", started_at=clock(), sources=[source.settings.name])
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        sweep = _Sweep(settings, source, _NoCommit(), report, None, clock, pool)
-        return _by_article([(c, sweep._prepare(c)) for c in candidates])
-
-
-class _NoCommit:
-    run_id = "group"
-
-    def commit(self, batch: Sequence[Prepared | Outcome], **_: object) -> list[Outcome]:
-        raise AssertionError("grouping never commits")
+    rules, waiting = rules_for(settings, source.settings), list[str]()
+    return _by_article([(c, read_and_prepare(settings, source, rules, c, clock, waiting)) for c in candidates])
 
 
 def _by_article(
