@@ -15,11 +15,13 @@ __version__ = "0.1.0"
 from ingest.api import (
     backfill,
     committer_for,
+    delivery_log,
     dispatched_files,
     dispatcher,
     formats,
     ingest_files,
     ingest_stream,
+    notify,
     open_sources,
     open_store,
     preview_files,
@@ -66,6 +68,7 @@ from ingest.report import LogFormat, Reporter, RunReport, setup_logging
 from ingest.runner import run_once, watch
 from ingest.settings import Settings, SourceSettings, load_settings
 from ingest.stores import FaultyStore, MemoryStore, S3Store, Store
+from ingest.webhooks import Delivery, Notified, Notifier
 
 __all__ = [
     "Archive",
@@ -76,6 +79,7 @@ __all__ = [
     "Committer",
     "ConfigError",
     "Content",
+    "Delivery",
     "Document",
     "FaultyStore",
     "IngestError",
@@ -85,6 +89,8 @@ __all__ = [
     "MemoryStore",
     "ModuleHeading",
     "NotFound",
+    "Notified",
+    "Notifier",
     "Outcome",
     "ParseError",
     "Prepared",
@@ -109,12 +115,14 @@ __all__ = [
     "__version__",
     "backfill",
     "committer_for",
+    "delivery_log",
     "dispatched_files",
     "dispatcher",
     "formats",
     "ingest_files",
     "ingest_stream",
     "load_settings",
+    "notify",
     "open_sources",
     "open_store",
     "prepare",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,8 @@ from ingest.split import Rules
 from ingest.stores.base import Store
 from ingest.stores.s3 import S3Store
 from ingest.versioning import safe_id
+from ingest.webhooks import Delivery, Notified, Notifier
+from ingest.webhooks import delivery_log as webhooks_log
 
 if TYPE_CHECKING:
     from ingest.backfills import Progress
@@ -113,7 +116,7 @@ def ingest_stream(
     ``committer_for``) writes the batches; by default one process does."""
     check_settings(settings)  # a bad rule or format is a ConfigError before any file is read
     rules = rules_for(settings)
-    committer = committer or Committer(store, settings.prefix, workers=settings.workers, clock=clock)
+    committer = committer or Committer.configured(store, settings, clock=clock)
     chunk: list[Path] = []
     for path in itertools.chain(paths, [None]):
         if path is not None:
@@ -134,7 +137,7 @@ def committer_for(settings: Settings, store: Store, log: tuple[LogFormat, bool] 
     processes = processes_for(settings)
     if processes > 1:
         return LaneCommitter(settings, store, processes, logging=log)
-    return Committer(store, settings.prefix, workers=settings.workers)
+    return Committer.configured(store, settings)
 
 
 def _read(path: Path, rules: Rules, settings: Settings, clock: Clock) -> list[Prepared | Outcome]:
@@ -145,7 +148,7 @@ def rollback(
     settings: Settings, store: Store, article_id: str, to: int, note: str, editor: str | None = None
 ) -> Outcome:
     """A new version of ``article_id`` with version ``to``'s content (``ingest rollback``)."""
-    committer = Committer(store, settings.prefix, workers=settings.workers)
+    committer = Committer.configured(store, settings)
     return committer.rollback(safe_id(article_id, article_id), to, note, editor)
 
 
@@ -164,6 +167,23 @@ def render(document: Document, fmt: str, settings: Settings) -> dict[str, Any]:
 def rendition_formats() -> list[Rendition]:
     """The registered output renditions, in the order ``--as`` lists them."""
     return rendition_registry.all()
+
+
+def notify(
+    settings: Settings, store: Store, *, webhooks: Sequence[str] | None = None, clock: Clock = utcnow
+) -> list[Notified]:
+    """Deliver what the changes feed holds that each configured webhook endpoint (or each of ``webhooks``) has
+    not had yet, once (``ingest notify --once``): signed, retried, each endpoint's cursor moved as it goes. A
+    ``Notified`` per endpoint says whether it is now up to date. For a sender that keeps delivering, make one
+    ``Notifier`` and call its ``poll`` or ``run`` (``ingest notify``, ``ingest watch``)."""
+    return Notifier(settings, store, webhooks=webhooks, clock=clock).notify()
+
+
+def delivery_log(
+    settings: Settings, store: Store, *, webhooks: Sequence[str] | None = None, since: datetime | None = None
+) -> Iterator[Delivery]:
+    """What was delivered to each webhook endpoint (or each of ``webhooks``), oldest first: ``ingest notify --log``."""
+    return webhooks_log(settings, store, webhooks=webhooks, since=since)
 
 
 def dispatcher(settings: Settings, *, wait: bool = False) -> Dispatcher:
@@ -218,7 +238,7 @@ def backfill(
         store,
         source,
         name=name or source.name,
-        committer=committer or Committer(store, settings.prefix, workers=settings.workers),
+        committer=committer or Committer.configured(store, settings),
         open_store=lambda bucket: _store_for(settings, bucket),
         dispatcher=sending,
         restart=restart,

@@ -17,20 +17,23 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ingest import (
     Archive,
     ConfigError,
+    Delivery,
     IngestError,
     LogFormat,
+    Notifier,
     Outcome,
     Reporter,
     RunError,
     __version__,
     backfill,
     committer_for,
+    delivery_log,
     dispatched_files,
     dispatcher,
     formats,
@@ -105,6 +108,7 @@ _EXAMPLES: dict[str, tuple[str, ...]] = {
     "changes": (
         "ingest changes                           every change, oldest first",
         "ingest changes --since 2026-11-01T00:00:00Z --json",
+        "ingest changes --follow --json           ... then each new one as it comes, until Ctrl-C",
     ),
     "run": (
         "ingest run                               sweep the sources in config/ingest.yaml",
@@ -133,6 +137,12 @@ _EXAMPLES: dict[str, tuple[str, ...]] = {
         "ingest backfill /archive --restart        start over from the first file",
     ),
     "formats": ("ingest formats",),
+    "notify": (
+        "ingest notify --once                     deliver what is pending to every webhook, then exit",
+        "ingest notify                            keep delivering every poll_seconds (a service)",
+        "ingest notify --once --webhook cms       only the endpoint named cms",
+        "ingest notify --log --webhook cms --since 2026-11-23T00:00:00Z   what was delivered, and how it went",
+    ),
 }
 
 
@@ -253,11 +263,17 @@ def build_parser() -> argparse.ArgumentParser:
         "changes",
         "read the changes feed a CMS polls",
         "Print changes-feed entries (one per new version), oldest first.\n"
-        "Entries are at-least-once: treat one (id, version) as one change.",
+        "Entries are at-least-once: treat one (id, version) as one change. With --follow, keep printing\n"
+        "new entries as they come, including a feed object that shows up late (feed_lag_seconds).",
         _cmd_changes,
     )
     p.add_argument("--since", metavar="TIME", help="only entries at or after this ISO 8601 time (UTC if no zone)")
     p.add_argument("--json", action="store_true", help="JSON Lines, one entry per line")
+    p.add_argument(
+        "--follow",
+        action="store_true",
+        help="then keep printing new entries as they come (every poll_seconds) until SIGINT or SIGTERM",
+    )
 
     run_help = (
         "Sources come from `sources:` in the config file, or --source for this run only. A file is\n"
@@ -279,7 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
         "watch",
         "keep sweeping sources until stopped",
         "Sweep sources every poll_seconds until SIGINT or SIGTERM; on either, finish the file in hand\n"
-        "and exit cleanly.\n\n" + run_help,
+        "and exit cleanly. With `webhooks:` configured, each sweep is followed by a delivery pass (as\n"
+        "`ingest notify`; an endpoint that is down is tried again later, never holding the sweeps).\n\n" + run_help,
         _cmd_watch,
     )
     _source_flag(p, "watch this folder or S3 inbox instead of the configured sources (repeatable)")
@@ -337,6 +354,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", metavar="NAME", help="the checkpoint's name (default: the source's name)")
     p.add_argument("--dispatch", action="store_true", help="send the files to `ingest worker` processes")
     p.add_argument("--restart", action="store_true", help="ignore the checkpoint and start from the first file")
+    p = command(
+        "notify",
+        "deliver new versions to the configured webhooks (signed, retried, resumable)",
+        "Deliver to each webhook endpoint (`webhooks:` in the config file) every changes-feed entry it has\n"
+        "not had yet: one signed POST per new version (Standard Webhooks: webhook-id, webhook-timestamp,\n"
+        "webhook-signature), in feed order. Each endpoint keeps its cursor in the bucket\n"
+        "(webhooks/{name}/cursor.json), so a sender that stops or a receiver that is down loses nothing: the\n"
+        "next notify resumes there. Deliveries are at least once; a redelivery carries the same webhook-id.\n"
+        "No answer, 5xx, 408 or 429 is retried (webhook_attempts tries), then the endpoint is behind until\n"
+        "the next pass; a 3xx or another 4xx is recorded in the delivery log and skipped. Without --once it\n"
+        "keeps delivering every poll_seconds until SIGINT or SIGTERM. --log prints the delivery log.\n\n"
+        "exit codes: 0 all delivered, 1 an endpoint is still behind or rejected a delivery, 2 config or\n"
+        "storage failed (a missing secret variable, no webhooks configured, storage unreachable)",
+        _cmd_notify,
+    )
+    p.add_argument("--once", action="store_true", help="deliver what is pending, then exit")
+    p.add_argument("--webhook", action="append", metavar="NAME", help="only this endpoint (repeatable)")
+    p.add_argument("--interval", type=float, metavar="SECONDS", help="seconds between passes (poll_seconds)")
+    p.add_argument(
+        "--log", action="store_true", help="print the delivery log instead: what was sent, the status, the time"
+    )
+    p.add_argument("--since", metavar="TIME", help="with --log: only records at or after this ISO 8601 time")
+    p.add_argument("--json", action="store_true", help="one JSON object per delivery (or log record)")
     command(
         "formats",
         "list the input formats ingest understands",
@@ -531,12 +571,67 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
 
 def _cmd_changes(args: argparse.Namespace) -> int:
     since = _parse_time(args.since) if args.since else None
-    for entry in _archive(args).changes(since):
+    settings = _settings(args)
+    archive = Archive(open_store(settings), settings.prefix)
+    if args.follow:
+        lag = timedelta(seconds=settings.feed_lag_seconds)
+        stop = _stop_on_signals()
+        entries = archive.follow(stop, since=since, poll_seconds=settings.poll_seconds, lag=lag)
+    else:
+        entries = archive.changes(since)
+    for entry in entries:
         if args.json:
-            print(entry.model_dump_json())
+            print(entry.model_dump_json(), flush=args.follow)
         else:
-            print(f"{entry.time:%Y-%m-%d %H:%M:%S}Z  {entry.action:<11} {entry.id} v{entry.version}  {entry.key}")
+            line = f"{entry.time:%Y-%m-%d %H:%M:%S}Z  {entry.action:<11} {entry.id} v{entry.version}  {entry.key}"
+            print(line, flush=args.follow)
     return EXIT_OK
+
+
+def _cmd_notify(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if args.since and not args.log:
+        raise RunError("--since goes with --log")
+    store = open_store(settings)
+    if args.log:
+        since = _parse_time(args.since) if args.since else None
+        for record in delivery_log(settings, store, webhooks=args.webhook, since=since):
+            print(record.model_dump_json() if args.json else record.stamped_line(), flush=True)
+        return EXIT_OK
+
+    def show(record: Delivery) -> None:
+        print(record.model_dump_json() if args.json else record.line(), flush=True)
+
+    notifier = Notifier(settings, store, webhooks=args.webhook, on_delivery=show)
+    if args.once:
+        results = notifier.notify()
+    else:
+        stop = _stop_on_signals("finishing the delivery in hand")
+        names = ", ".join(e.name for e in notifier.endpoints)
+        log.info("delivering to %s every %.1f s; stop with Ctrl-C or SIGTERM", names, settings.poll_seconds)
+        results = notifier.run(stop)
+    for result in results:
+        if not args.json:
+            print(result.line(), flush=True)
+        if result.behind:
+            _err(f"error: webhook {result.webhook} is behind: {result.behind}")
+    return EXIT_REFUSED if any(r.behind or r.rejected for r in results) else EXIT_OK
+
+
+def _stop_on_signals(doing: str | None = None) -> threading.Event:
+    """An event SIGINT and SIGTERM set (a second one stops at once), for commands that loop until stopped."""
+    stop = threading.Event()
+
+    def graceful(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        if doing:
+            log.warning("%s: %s, then stopping", signal.Signals(signum).name, doing)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, graceful)
+    signal.signal(signal.SIGINT, graceful)
+    return stop
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -572,6 +667,7 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     settings = _settings(args)
     store, sources = open_store(settings), open_sources(settings)
     stop = threading.Event()
+    notifier = Notifier(settings, store, stop=stop) if settings.webhooks else None  # a missing secret stops it here
 
     def graceful(signum: int, _frame: object) -> None:
         if stop.is_set():  # a second Ctrl-C means now
@@ -596,6 +692,7 @@ def _cmd_watch(args: argparse.Namespace) -> int:
         dispatcher=sending,
         dispatched=None if sending else dispatched_files(settings),
         committer=None if sending else committer_for(settings, store, (args.log_format, args.debug)),
+        after_sweep=notifier.poll if notifier else None,
     )
     if watched.failing:  # stopped while a source was wedged or storage was away: never green
         _err(f"error: the last sweep failed: {watched.failing}")

@@ -5,13 +5,28 @@ For each article of a batch::
     0. GET articles/{id}/latest.json                       an unchanged or stale re-send stops here
     1. PUT articles/{id}/v{N}.json      If-None-Match: *   the version number is claimed exactly once
     2. PUT raw/{id}/v{N}{ext}           If-None-Match: *   only the winner of v{N} archives its input
+       PUT articles/{id}/v{N}.{f}.json  If-None-Match: *   then each stored rendition {f} (none by default)
     3. PUT changes/{time}-{run}-{n}.jsonl                   one object per batch, after every version of it
-    4. PUT articles/{id}/latest.json    If-Match: <etag>   retried until it holds the highest version
+    4. PUT articles/{id}/latest.{f}.json  If-Match          each rendition's pointer (read first, on an update),
+       PUT articles/{id}/latest.json    If-Match: <etag>   then this, retried until it holds the highest version
 
 A crash between any two writes is repaired by running again. A lost race on step 1 reads the winner:
 when it holds our content it is ours (a retried request that had succeeded, or a run that died before
 step 4) and we carry on from step 2; otherwise we try the next number. Rollback is the same claim and
 publish, without an input to archive.
+
+Stored renditions (the ``renditions`` setting: ninjs, ans ...) ride along with their version.
+``v{N}.{f}.json`` is written by the winner of ``v{N}`` and before the feed entry, so a CMS acting on an
+entry finds them all. A rendition is a pure function of the document and ``uri_template``: a re-run that
+finds one already there holding the bytes it makes carries on; different bytes can only be this same
+version rendered under another ``uri_template`` or mapping (or a leftover of a deleted version), and are
+replaced (If-Match on what was read), so a version's rendition always matches it under the settings that
+finished it. ``latest.{f}.json`` moves after the feed entry, so it never shows a version the feed has not
+announced, and before ``latest.json``, which stays the commit point: while ``latest.json`` lags, the next
+run does not take the input for unchanged, finds its version and finishes every pointer. (Moved after
+``latest.json``, a crash between the two would leave ``latest.{f}.json`` a version behind for good: the
+next run would see the input unchanged and write nothing.) A pointer never goes back: one that holds a
+newer version's rendition is left as it is.
 
 One article's storage failure never sinks the others. When a request for one article still fails
 transiently after the store's retries (``StoreUnavailable``, or ``StoreConflict`` after ``MAX_RACES``),
@@ -19,12 +34,13 @@ that input's outcome is ``failed`` with check ``storage``, naming the request, a
 next run, which repairs it as it repairs a crash (it finds its own version and carries on). Which step
 failed decides what else is held back:
 
-* steps 0-2 (read, claim, raw): nothing of it reaches the feed; later files of the same article in the
-  batch are not tried either (``failed``, check ``storage``), so the next run writes them in their order;
+* steps 0-2 (read, claim, raw, a rendition): nothing of it reaches the feed; later files of the same article
+  in the batch are not tried either (``failed``, check ``storage``), so the next run writes them in their order;
 * step 3 (the batch's changes object): every version written in steps 1-2 of the batch is ``failed``,
   and none of their latest pointers moves (a latest ahead of the feed would make the next run see
   ``unchanged`` and never announce the version);
-* step 4 (one latest pointer): that article's newest input is ``failed``; its version is in the feed.
+* step 4 (one latest pointer): that article's newest input is ``failed``; its version is in the feed. When a
+  rendition's pointer failed, the article's ``latest.json`` is not moved either (it is the commit point).
 
 The feed thus lists every version whose input is reported stored, and a version that was written but
 not announced is announced by the run that finishes it. When *every* input of the batch failed so, one
@@ -36,21 +52,39 @@ stops the batch.
 
 from __future__ import annotations
 
+import logging
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from ingest.archive import load_document
 from ingest.clock import Clock, utcnow
-from ingest.errors import Check, InputError, InvalidDocument, NotFound, StoreConflict, StoreError, Transient
+from ingest.errors import (
+    Check,
+    ConfigError,
+    InputError,
+    InvalidDocument,
+    NotFound,
+    StoreConflict,
+    StoreError,
+    Transient,
+)
 from ingest.keys import Keys, changes_key, raw_content_type, run_key
 from ingest.models import ChangeEntry, Document
 from ingest.outcome import Outcome, OutcomeWord
 from ingest.prepare import Prepared
-from ingest.stores.base import Store
+from ingest.renditions import registry as rendition_registry
+from ingest.renditions import stored_bytes, stored_version
+from ingest.stores.base import Store, Stored
 from ingest.versioning import new_version, stale_reason, unrelated
+
+if TYPE_CHECKING:
+    from ingest.settings import Settings
+
+log = logging.getLogger("ingest.run")
 
 #: Races lost in a row on one article before giving up (each loss means another writer progressed).
 MAX_RACES = 64
@@ -77,13 +111,23 @@ class _Written:
     document: Document
     body: bytes
     latest_etag: str | None
+    #: The bytes of each stored rendition of this version, by format: what its latest pointer is given.
+    renditions: Mapping[str, bytes] = field(default_factory=dict)
 
 
 class Committer:
     """Writes prepared inputs to a store in batches, in the crash-safe order above."""
 
     def __init__(
-        self, store: Store, prefix: str, *, workers: int = 8, run_id: str | None = None, clock: Clock = utcnow
+        self,
+        store: Store,
+        prefix: str,
+        *,
+        workers: int = 8,
+        run_id: str | None = None,
+        clock: Clock = utcnow,
+        renditions: Sequence[str] = (),
+        uri_template: str | None = None,
     ) -> None:
         self.store = store
         self.prefix = prefix
@@ -91,8 +135,39 @@ class Committer:
         self.workers = workers
         self.clock = clock
         self.run_id = run_id or new_run_id(clock())
+        #: Renditions stored beside each new version (``v{N}.{format}.json``, ``latest.{format}.json``).
+        self.renditions = tuple(renditions)
+        for fmt in self.renditions:
+            rendition_registry.get(fmt)  # an unknown name is a ConfigError before anything is written
+            if fmt == "document":
+                raise ConfigError("the document is always stored (v{N}.json): not a rendition to store beside it")
+        if self.renditions and uri_template is None:
+            raise ValueError("stored renditions need the uri_template that makes their URIs")
+        self.uri_template = uri_template or ""
         self._batches = 0
         self._backfill = False
+
+    @classmethod
+    def configured(
+        cls,
+        store: Store,
+        settings: Settings,
+        *,
+        prefix: str | None = None,
+        run_id: str | None = None,
+        clock: Clock = utcnow,
+    ) -> Committer:
+        """A committer as ``settings`` ask (their prefix unless ``prefix`` is given, workers, stored
+        renditions): what every path that writes versions (``ingest file``, runs, lanes, workers) uses."""
+        return cls(
+            store,
+            settings.prefix if prefix is None else prefix,
+            workers=settings.workers,
+            run_id=run_id,
+            clock=clock,
+            renditions=settings.renditions,
+            uri_template=settings.uri_template,
+        )
 
     def commit(
         self,
@@ -174,9 +249,12 @@ class Committer:
         if isinstance(claimed, Outcome):
             return claimed
         doc, body = claimed
+        renditions = self._store_renditions(keys, doc)  # one article: any storage failure is the rollback's
         outcome = Outcome(path, _word(doc), article_id, doc.version, keys.version(doc.version))
-        written = _Written(outcome, doc, body, latest.etag)
-        self._write_changes([doc])  # one article: any storage failure is the rollback's (raised)
+        written = _Written(outcome, doc, body, latest.etag, renditions)
+        self._write_changes([doc])
+        for fmt in renditions:
+            self._point_rendition(written, fmt)
         self._point_latest(written)
         return written.outcome
 
@@ -244,8 +322,37 @@ class Committer:
             if not isinstance(exc, Transient):
                 raise
             raise _Unfinished(exc, f"v{doc.version} written, but not its raw input", written=True) from exc
+        try:
+            renditions = self._store_renditions(keys, doc)
+        except StoreError as exc:
+            if not isinstance(exc, Transient):
+                raise
+            raise _Unfinished(exc, f"v{doc.version} written, but not all its renditions", written=True) from exc
         outcome = Outcome(item.path, _word(doc), item.id, doc.version, keys.version(doc.version))
-        return _Written(outcome, doc, body, latest.etag), _Latest(doc, latest.etag)
+        return _Written(outcome, doc, body, latest.etag, renditions), _Latest(doc, latest.etag)
+
+    def _store_renditions(self, keys: Keys, doc: Document) -> dict[str, bytes]:
+        """Step 2, continued: ``v{N}.{format}.json`` of each stored rendition, created once. Found already
+        there with other bytes (another ``uri_template`` or mapping, see above), it is replaced while it
+        holds what was read. Returns each rendition's bytes, for its latest pointer."""
+        bodies: dict[str, bytes] = {}
+        for fmt in self.renditions:
+            key = keys.rendition(doc.version, fmt)
+            body = stored_bytes(doc, fmt, self.uri_template)
+            etag: str | None = None  # first: If-None-Match: *
+            for _ in range(MAX_RACES):
+                if self.store.replace(key, body, etag) is not None:
+                    break
+                current = self.store.get(key)
+                if current is not None and current.body == body:
+                    break  # ours: a retried request that had succeeded, or a run that died after it
+                if current is not None:
+                    log.warning("replacing %s: it holds another rendition of v%d than this run makes", key, doc.version)
+                etag = current.etag if current else None
+            else:
+                raise StoreConflict(f"could not write {key} after {MAX_RACES} tries", operation="PUT", key=key)
+            bodies[fmt] = body
+        return bodies
 
     def _read_latest(self, keys: Keys) -> _Latest:
         stored = self.store.get(keys.latest)
@@ -329,18 +436,29 @@ class Committer:
             if mine is None or w.document.version > written[mine].document.version:
                 newest[w.document.id] = index
 
-        def point(index: int) -> _Unfinished | None:
+        def point(target: tuple[int, str | None]) -> _Unfinished | None:
+            index, fmt = target  # fmt None: latest.json itself
             try:
-                self._point_latest(written[index])
+                if fmt is None:
+                    self._point_latest(written[index])
+                else:
+                    self._point_rendition(written[index], fmt)
             except StoreError as exc:
                 if not isinstance(exc, Transient):
                     raise
-                done = f"v{written[index].document.version} written and in the changes feed, but latest.json not moved"
+                name = "latest.json" if fmt is None else f"latest.{fmt}.json"
+                done = f"v{written[index].document.version} written and in the changes feed, but {name} not moved"
                 return _Unfinished(exc, done, written=True)
             return None
 
-        failed = dict(zip(newest.values(), mapper(point, newest.values()), strict=True))
-        return {index: unfinished for index, unfinished in failed.items() if unfinished is not None}
+        def stage(targets: list[tuple[int, str | None]]) -> dict[int, _Unfinished]:
+            done = zip(targets, mapper(point, targets), strict=True)
+            return {index: unfinished for (index, _), unfinished in done if unfinished is not None}
+
+        # The renditions' pointers first, all side by side; an article's latest.json, the commit point,
+        # moves only once every one of its renditions' has (see the module docstring).
+        failed = stage([(index, fmt) for index in newest.values() for fmt in written[index].renditions])
+        return failed | stage([(index, None) for index in newest.values() if index not in failed])
 
     def _write_changes(self, docs: list[Document]) -> None:
         if not docs:
@@ -373,6 +491,25 @@ class Committer:
             if doc is not None and doc.version >= written.document.version:
                 return  # a newer (or our own retried) write is already there
             etag = current.etag if current else None
+        raise StoreConflict(f"could not update {key} after {MAX_RACES} tries", operation="PUT", key=key)
+
+    def _point_rendition(self, written: _Written, fmt: str) -> None:
+        """``latest.{fmt}.json`` to this version's rendition, unless it holds that already or a newer one.
+        An update reads it first for its ETag (2 requests); an article with no ``latest.json`` yet tries to
+        create it (1 request), and reads only when that loses."""
+        key = Keys(self.prefix, written.document.id).latest_rendition(fmt)
+        body = written.renditions[fmt]
+        current: Stored | None = None
+        read = written.latest_etag is not None
+        for _ in range(MAX_RACES):
+            if read:
+                current = self.store.get(key)
+                held = stored_version(fmt, current.body) if current is not None else None
+                if current is not None and (current.body == body or (held or 0) > written.document.version):
+                    return  # ours already (a retried or repaired write), or a newer version's
+            if self.store.replace(key, body, current.etag if current else None) is not None:
+                return
+            read = True
         raise StoreConflict(f"could not update {key} after {MAX_RACES} tries", operation="PUT", key=key)
 
 

@@ -58,7 +58,7 @@ class LaneCommitter:
         self.clock = clock
         self.run_id = new_run_id(clock())
         #: Small batches, and rollback, are written here, in this process.
-        self.local = Committer(store, settings.prefix, workers=settings.workers, run_id=self.run_id, clock=clock)
+        self.local = Committer.configured(store, settings, run_id=self.run_id, clock=clock)
         self._pool: ProcessPoolExecutor | None = None
 
     def commit(
@@ -132,7 +132,7 @@ def _init(settings: Settings, run_id: str, logging: tuple[LogFormat, bool]) -> N
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     setup_logging(*logging)
     store = open_store(settings)
-    _COMMITTER = Committer(store, settings.prefix, workers=settings.workers, run_id=f"{run_id}-p{os.getpid()}")
+    _COMMITTER = Committer.configured(store, settings, run_id=f"{run_id}-p{os.getpid()}")
 
 
 def _commit_lane(items: list[Prepared], note: str | None, editor: str | None, backfill: bool) -> list[Outcome]:

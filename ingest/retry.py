@@ -33,6 +33,7 @@ and tries again.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 from tenacity import (
@@ -51,8 +52,20 @@ WAIT_MULTIPLIER = 0.1
 WAIT_MAX = 5.0
 
 
-def policy(attempts: int, max_seconds: float, is_transient: Callable[[BaseException], bool], what: str) -> Retrying:
-    """A tenacity ``Retrying`` for one storage request described by ``what`` (e.g. ``PUT key``)."""
+def policy(
+    attempts: int,
+    max_seconds: float,
+    is_transient: Callable[[BaseException], bool],
+    what: str,
+    *,
+    wait: Callable[[RetryCallState], float] | None = None,
+    sleep: Callable[[float], None] | None = None,
+) -> Retrying:
+    """A tenacity ``Retrying`` for one storage request described by ``what`` (e.g. ``PUT key``).
+
+    Webhook deliveries (``ingest.webhooks``) use the same policy with their own ``wait`` (a longer backoff that
+    heeds ``Retry-After``); ``sleep`` is passed in by tests so retries take no time.
+    """
 
     def _log(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
@@ -70,7 +83,8 @@ def policy(attempts: int, max_seconds: float, is_transient: Callable[[BaseExcept
         retry=retry_if_exception(is_transient),
         # Before, not after: stop_after_delay may sleep past max_seconds and then try once more.
         stop=stop_after_attempt(attempts) | stop_before_delay(max_seconds),
-        wait=wait_random_exponential(multiplier=WAIT_MULTIPLIER, max=WAIT_MAX),
+        wait=wait or wait_random_exponential(multiplier=WAIT_MULTIPLIER, max=WAIT_MAX),
         before_sleep=_log,
         reraise=True,
+        sleep=sleep or time.sleep,
     )

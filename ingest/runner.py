@@ -110,7 +110,7 @@ def run_once(
     are already with the workers, so an in-process run skips them."""
     # A watch passes its committer (its lease owner) to every sweep; each sweep still has its own report.
     report_id = new_run_id(clock()) if committer else None
-    committer = committer or Committer(store, settings.prefix, workers=settings.workers, clock=clock)
+    committer = committer or Committer.configured(store, settings, clock=clock)
     report = RunReport(
         run_id=report_id or committer.run_id, started_at=clock(), sources=[s.settings.name for s in sources]
     )
@@ -449,9 +449,11 @@ def watch(
     dispatcher: Dispatcher | None = None,
     dispatched: Dispatched | None = None,
     committer: Commits | None = None,
+    after_sweep: Callable[[], object] | None = None,
 ) -> Watched:
     """Sweep until ``stop`` is set; returns how many files were refused in all, and whether the last sweep
-    failed (a wedged source or unreachable storage: then the watch does not end green).
+    failed (a wedged source or unreachable storage: then the watch does not end green). ``after_sweep`` is
+    called after each sweep (``ingest watch`` delivers webhooks there: ``ingest.webhooks.Notifier.poll``).
 
     Storage that is unreachable does not end a watch: the sweep is reported, and the next one comes after
     a pause that doubles while it lasts (up to 5 minutes). A source that cannot be swept is reported each
@@ -464,7 +466,7 @@ def watch(
     pause = settings.poll_seconds
     last_report: datetime | None = None
     # One run id for the whole watch: leases a failed sweep could not release are still its own.
-    committer = committer or Committer(store, settings.prefix, workers=settings.workers, clock=clock)
+    committer = committer or Committer.configured(store, settings, clock=clock)
     while not stop.is_set():
         now = clock()
         heartbeat = last_report is None or (now - last_report).total_seconds() >= IDLE_REPORT_SECONDS
@@ -497,6 +499,8 @@ def watch(
             failing, pause = None, settings.poll_seconds
             if heartbeat or report.total:
                 last_report = now
+        if after_sweep is not None and not stop.is_set():
+            after_sweep()
         stop.wait(pause)
     return Watched(refused, failing)
 

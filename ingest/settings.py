@@ -9,9 +9,10 @@ exists. An environment variable that is set but empty counts as set (``INGEST_PR
 prefix"). Storage endpoint and credentials are not ours: boto3 reads them the standard AWS way
 (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_PROFILE``, ...).
 
-This is the only module that reads ``os.environ`` for ingest's own settings. It knows nothing of what
+This is the only module that reads ``os.environ`` for ingest's own settings. It knows little of what
 the settings drive: ``ingest.rules`` compiles the module rules, the parser registry checks a source's
-``format`` when the source is opened.
+``format`` when the source is opened. Rendition names are checked here, against their registry (a fixed
+list), so a misspelt ``renditions`` entry is refused by key and origin before anything is stored.
 
 Why not pydantic-settings: it merges its sources before validating, so an error could no longer say
 which layer a bad value came from (``max_bytes (from $INGEST_MAX_BYTES): ...``); the merge below is
@@ -23,14 +24,17 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ingest.errors import ConfigError, field_errors
+from ingest.renditions import registry as rendition_registry
 
 _ENV_PREFIX = "INGEST_"
 #: An S3 bucket name: 3-63 lowercase letters, digits, dots and hyphens, a letter or digit at each end.
@@ -153,6 +157,77 @@ class SourceSettings(BaseModel):
         return value
 
 
+class WebhookSettings(BaseModel):
+    """One endpoint that is told of every new version (``ingest notify``, ``ingest watch``).
+
+    The signing secret is never in the file: ``secret_env`` names the environment variable holding it, read by
+    ``webhook_secret`` only when deliveries are about to be signed.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # A key segment (webhooks/{name}/cursor.json): no "/", and no "." or ".." of its own.
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$",
+        description="Short name used in keys (webhooks/{name}/), logs and `--webhook NAME`.",
+    )
+    url: str = Field(description="Where deliveries are POSTed: an http:// or https:// URL.")
+    secret_env: str = Field(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$",
+        description="The environment variable holding the signing secret (whsec_ and base64 of 24-64 bytes).",
+    )
+    rendition: str | None = Field(
+        default=None,
+        description="Also embed the version in this rendition (ninjs, ninjs3, ans) in each delivery's data.",
+    )
+    # A new endpoint on a bucket with years of feed behind it would otherwise be sent all of it.
+    since: datetime | None = Field(
+        default=None,
+        description="An endpoint with no cursor yet starts with the feed objects written at or after this time "
+        "(ISO 8601; UTC if no zone); default: the whole feed.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in value):
+            raise ValueError("must be an http:// or https:// URL with a host, e.g. https://cms.example.com/hooks/ingest")
+        if parts.fragment:
+            raise ValueError("must not hold a fragment (#...): it is never sent")
+        if parts.username is not None:  # a password in the config file; the signature is what authenticates
+            raise ValueError("must not hold a user or password (user:pass@): deliveries are signed instead")
+        return value
+
+    @field_validator("rendition")
+    @classmethod
+    def _known_rendition(cls, value: str | None) -> str | None:
+        from ingest.renditions import registry  # the registry is the list; imported late, only to check it
+
+        known = [r.name for r in registry.all() if r.name != "document"]  # the document is always in `data`
+        if value is not None and value not in known:
+            raise ValueError(f"unknown rendition {value!r} (known: {', '.join(known)})")
+        return value
+
+    @field_validator("since")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def webhook_secret(webhook: WebhookSettings, env: Mapping[str, str] | None = None) -> str:
+    """The signing secret of ``webhook``, from the variable its ``secret_env`` names (``env``, by default the
+    process environment); a ``ConfigError`` naming the variable (never a value) when it is unset or empty."""
+    env = os.environ if env is None else env
+    value = env.get(webhook.secret_env, "").strip()
+    if not value:
+        raise ConfigError(
+            f"webhook {webhook.name}: ${webhook.secret_env} is not set; it must hold the endpoint's signing "
+            "secret (whsec_ followed by the base64 of 24 to 64 random bytes)"
+        )
+    return value
+
+
 def pick_sources(settings: Settings, picks: Sequence[str]) -> Settings:
     """``settings`` with only the sources ``--source`` names: a configured source by its name, a
     configured source by its location (with all its settings: id prefix, format, rules), or else a
@@ -250,6 +325,64 @@ class Settings(BaseModel):
         description="How the ninjs and ANS renditions (`--as`) make an article's URI from its id: `{id}` is "
         "replaced by the id, e.g. urn:newsml:example.com:{id} or https://news.example.com/articles/{id}.",
     )
+
+    # Off by default: each format costs two more PUTs per new version (README, "Storage layout").
+    renditions: list[str] = Field(
+        default_factory=list,
+        description="Renditions stored with each new version, beside the document: `articles/{id}/v{N}.{format}"
+        ".json` and `latest.{format}.json` (`ninjs`, `ninjs3`, `ans`); $INGEST_RENDITIONS a comma list.",
+    )
+
+    @field_validator("renditions", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        # $INGEST_RENDITIONS=ninjs,ans (a variable holds one string); "" is none.
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+    @field_validator("renditions")
+    @classmethod
+    def _known_renditions(cls, value: list[str]) -> list[str]:
+        storable = [r.name for r in rendition_registry.all() if r.name != "document"]
+        for name in value:
+            if name == "document":
+                raise ValueError("'document' is always stored (v{N}.json); list only other formats")
+            if name not in storable:
+                raise ValueError(f"unknown rendition {name!r} (known: {', '.join(storable)})")
+        if dupes := sorted({n for n in value if value.count(n) > 1}):
+            raise ValueError(f"each rendition once; repeated: {', '.join(dupes)}")
+        return value
+
+    webhooks: list[WebhookSettings] = Field(
+        default_factory=list, description="Endpoints told of every new version (`ingest notify`, `ingest watch`)."
+    )
+    webhook_attempts: int = Field(
+        default=5,
+        ge=1,
+        le=20,
+        description="Tries per delivery in one `ingest notify` pass while the receiver answers 5xx, 408 or 429, "
+        "or does not answer; then the endpoint waits for the next pass, its cursor where it was.",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=15.0, gt=0, le=300, description="How long one delivery waits for the receiver's answer."
+    )
+    # Covers a feed writer's longest retry (retry_max_seconds) plus clock skew between writers; see ingest/feed.py.
+    feed_lag_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="How far behind the newest feed object `ingest notify` and `ingest changes --follow` look "
+        "again for objects that became visible late.",
+    )
+
+    @field_validator("webhooks")
+    @classmethod
+    def _unique_webhooks(cls, value: list[WebhookSettings]) -> list[WebhookSettings]:
+        names = [w.name for w in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"webhook names must be unique; repeated: {', '.join(dupes)}")
+        return value
 
     @field_validator("uri_template")
     @classmethod

@@ -35,6 +35,7 @@ COMMANDS = {
     "worker": "Run a Celery worker (8 task processes per core by default)",
     "backfill": "Load every file under a folder (recursively) or an S3 prefix, read in place",
     "formats": "List the registered input formats",
+    "notify": "Deliver to each webhook endpoint (`webhooks:` in the config file) every changes-feed entry",
 }
 
 

@@ -709,7 +709,7 @@ def test_the_registry_lists_the_formats_and_refuses_a_second_of_one_name() -> No
     again = RenditionRegistry()
     again.register(registry.get("ans"))
     with pytest.raises(ConfigError, match="registered twice"):
-        again.register(Rendition("ans", "another", registry.get("ans").render))
+        again.register(Rendition("ans", "another", registry.get("ans").render, registry.get("ans").version_of))
     with pytest.raises(ConfigError, match=r"unknown rendition format 'nitf' \(known: document, ninjs, ninjs3, ans\)"):
         registry.get("nitf")
 

@@ -87,3 +87,31 @@ def test_source_flag_picks_a_configured_source_by_name_or_location_with_its_sett
     assert [(s.name, s.id_prefix, s.format) for s in by_place] == [("wires", "ap-", None), ("inbox", "", "ninjs")]
     other = pick_sources(settings, [str(tmp_path / "elsewhere")]).sources
     assert [(s.name, s.id_prefix) for s in other] == [("elsewhere", "")]  # a one-run source with the defaults
+
+
+def test_renditions_are_off_by_default_and_a_list_in_yaml_a_comma_list_in_the_environment(tmp_path: Path) -> None:
+    assert load_settings(env={"INGEST_CONFIG": str(config(tmp_path, "{}"))}).renditions == []
+    path = config(tmp_path, "renditions: [ninjs, ans]\n")
+    assert load_settings(config=path, env={}).renditions == ["ninjs", "ans"]
+    assert load_settings(config=path, env={"INGEST_RENDITIONS": " ninjs3 ,ans"}).renditions == ["ninjs3", "ans"]
+    assert load_settings(config=path, env={"INGEST_RENDITIONS": ""}).renditions == []  # set but empty: none
+    flags = {"renditions": ["ninjs"]}
+    assert load_settings(flags, config=path, env={"INGEST_RENDITIONS": "ans"}).renditions == ["ninjs"]
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "words"),
+    [
+        ("renditions: [ninjs, nitf]\n", {}, "renditions (from {path}): unknown rendition 'nitf' (known: ninjs, "),
+        ("{}", {"INGEST_RENDITIONS": "document"}, "renditions (from $INGEST_RENDITIONS): 'document' is always stored"),
+        ("renditions: [ans, ans]\n", {}, "renditions (from {path}): each rendition once; repeated: ans"),
+        ("renditions: {ninjs: true}\n", {}, "renditions (from {path}): "),
+    ],
+)
+def test_a_rendition_that_cannot_be_stored_is_refused_by_key(
+    tmp_path: Path, text: str, env: dict[str, str], words: str
+) -> None:
+    path = config(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_settings(config=path, env=env)
+    assert words.format(path=path) in str(err.value)

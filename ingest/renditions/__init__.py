@@ -9,12 +9,14 @@ lists what is registered (``ingest show --as``, ``ingest parse --as``)::
     ninjs3     IPTC ninjs 3.1                                       ninjs.py
     ans        Arc XP ANS 0.10.12 (a story)                         ans.py
 
-Adding one is a module with a render function, a line in ``_BUILTIN``, and its official schema in
-``tests/test_renditions.py``. What each carries, and what it drops, is the README's mapping table.
+Adding one is a module with a render function and a ``version_of`` reader, a line in ``_BUILTIN``, and
+its official schema in ``tests/test_renditions.py``. What each carries, and what it drops, is the README's
+mapping table. ``stored_bytes`` is what the ``renditions`` setting stores beside each version.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +25,7 @@ from ingest.errors import ConfigError
 from ingest.models import Document
 from ingest.renditions import ans, document, ninjs
 
-__all__ = ["Registry", "Rendition", "registry", "render"]
+__all__ = ["Registry", "Rendition", "registry", "render", "stored_bytes", "stored_version"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,9 @@ class Rendition:
     description: str
     #: Document and ``uri_template`` in, JSON values out.
     render: Callable[[Document, str], dict[str, Any]]
+    #: The document version a rendition holds (None: it names none), so a stored ``latest.{format}.json``
+    #: can be told older or newer than the version about to replace it.
+    version_of: Callable[[dict[str, Any]], int | None]
 
 
 class Registry:
@@ -61,10 +66,10 @@ class Registry:
 
 
 _BUILTIN = (
-    Rendition("document", "ingest's own, as stored; the default", document.render),
-    Rendition("ninjs", "IPTC ninjs 2.1", ninjs.render_21),
-    Rendition("ninjs3", "IPTC ninjs 3.1", ninjs.render_31),
-    Rendition("ans", "an Arc XP ANS 0.10.12 story", ans.render),
+    Rendition("document", "ingest's own, as stored; the default", document.render, document.version_of),
+    Rendition("ninjs", "IPTC ninjs 2.1", ninjs.render_21, ninjs.version_of),
+    Rendition("ninjs3", "IPTC ninjs 3.1", ninjs.render_31, ninjs.version_of),
+    Rendition("ans", "an Arc XP ANS 0.10.12 story", ans.render, ans.version_of),
 )
 
 registry = Registry()
@@ -76,3 +81,19 @@ def render(document: Document, fmt: str, uri_template: str) -> dict[str, Any]:
     """``document`` as the rendition named ``fmt``; an unknown name, or a ``uri_template`` that makes no
     URI of this document's id, is a ``ConfigError``."""
     return registry.get(fmt).render(document, uri_template)
+
+
+def stored_bytes(document: Document, fmt: str, uri_template: str) -> bytes:
+    """The bytes ``articles/{id}/v{N}.{fmt}.json`` holds: indented UTF-8 JSON and a newline, as the document
+    itself is stored and as ``ingest show --as`` prints it. The same document and template give the same
+    bytes (a rendition reads no clock), which is how a re-run recognises a rendition it wrote before."""
+    return json.dumps(render(document, fmt, uri_template), ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
+
+
+def stored_version(fmt: str, body: bytes) -> int | None:
+    """The document version stored rendition bytes hold, or None when they cannot be read as one."""
+    try:
+        item = json.loads(body)
+    except ValueError:
+        return None
+    return registry.get(fmt).version_of(item) if isinstance(item, dict) else None

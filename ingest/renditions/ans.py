@@ -106,6 +106,13 @@ def render(document: Document, uri_template: str) -> dict[str, Any]:
     return story
 
 
+def version_of(story: dict[str, Any]) -> int | None:
+    """The document version an ANS story of ours holds (its ``revision_id``), or None when it holds none."""
+    revision = story.get("revision")
+    found = revision.get("revision_id") if isinstance(revision, dict) else None
+    return int(found) if isinstance(found, str) and found.isdigit() else None
+
+
 def _corrections(doc: Document) -> list[dict[str, Any]]:
     out = []
     for record in corrections(doc):

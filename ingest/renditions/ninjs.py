@@ -60,6 +60,12 @@ def render_31(document: Document, uri_template: str) -> dict[str, Any]:
     return item
 
 
+def version_of(item: dict[str, Any]) -> int | None:
+    """The document version a ninjs item (2.1 or 3.1) of ours holds, or None when it holds none."""
+    version = item.get("version")
+    return int(version) if isinstance(version, str) and version.isdigit() else None
+
+
 def _item(doc: Document, uri_template: str, version: Version) -> dict[str, Any]:
     uri = item_uri(uri_template, doc.id)
     item: dict[str, Any] = {
