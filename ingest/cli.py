@@ -93,18 +93,19 @@ _EXAMPLES: dict[str, tuple[str, ...]] = {
         "ingest file --json inbox/*.json          one JSON object per file, for scripts",
         "ingest file - < list.txt                 file names from stdin, one per line",
     ),
+    # The ids are real: `ingest file examples/harbour-bridge-closure.txt` stores harbour-bridge-closure.
     "show": (
-        "ingest show bridge-closure               the latest version",
-        "ingest show bridge-closure --version 1   the first version",
-        "ingest show bridge-closure --as ans      the latest version as an Arc XP ANS story",
-        "ingest show bridge-closure --as ninjs3 --version 2",
+        "ingest show harbour-bridge-closure               the latest version",
+        "ingest show harbour-bridge-closure --version 1   the first version",
+        "ingest show harbour-bridge-closure --as ans      the latest version as an Arc XP ANS story",
+        "ingest show harbour-bridge-closure --as ninjs3 --version 2",
     ),
     "history": (
-        "ingest history bridge-closure",
-        "ingest history --json bridge-closure     one JSON object per version",
+        "ingest history harbour-bridge-closure",
+        "ingest history --json harbour-bridge-closure     one JSON object per version",
     ),
-    "diff": ("ingest diff bridge-closure 1 2          what changed from v1 to v2",),
-    "rollback": ('ingest rollback bridge-closure --to 1 --note "Legal asked to restore v1" --editor "Desk"',),
+    "diff": ("ingest diff harbour-bridge-closure 1 2          what changed from v1 to v2",),
+    "rollback": ('ingest rollback harbour-bridge-closure --to 1 --note "Legal asked to restore v1" --editor "Desk"',),
     "changes": (
         "ingest changes                           every change, oldest first",
         "ingest changes --since 2026-11-01T00:00:00Z --json",

@@ -177,7 +177,10 @@ class SourceInfo(_Model):
     format: NonEmpty = Field(description="Input format name, as listed by `ingest formats`.")
     file_name: NonEmpty = Field(description="Base name of the input file.")
     raw_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the input bytes as received.")
-    raw_key: str | None = Field(default=None, description="Storage key of the archived input bytes.")
+    raw_key: str | None = Field(
+        default=None,
+        description="Storage key of the archived input bytes; null when nothing is archived (`ingest parse`).",
+    )
     size_bytes: int = Field(ge=0, description="Size of the input in bytes.")
     received_at: datetime = Field(description="When this input was read (UTC).")
     encoding: str = Field(description="Text encoding the input was decoded with, e.g. `utf-8`, `cp1252`.")

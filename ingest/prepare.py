@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from ingest.compose import compose
 from ingest.errors import Check, InputError, InvalidDocument, ParseError, RunError, describe_validation
-from ingest.keys import Keys, raw_extension
+from ingest.keys import raw_extension
 from ingest.models import Content, Document, SourceInfo
 from ingest.outcome import Outcome
 from ingest.parsers import registry
@@ -221,15 +221,14 @@ def prepare_file(path: Path, rules: Rules, max_bytes: int, *, received_at: datet
 
 
 def preview(prepared: Prepared, now: datetime) -> Document:
-    """The document ``prepared`` would become as a new article (what ``ingest parse`` prints); its raw key
-    is shown as it would be under no prefix."""
-    raw_key = Keys("", prepared.id).raw(1, prepared.raw_ext)
+    """The document ``prepared`` would become as a new article (what ``ingest parse`` prints). Its
+    ``raw_key`` is None: nothing is archived, and a rendition must not name an object that does not exist."""
     return new_version(
         None,
         article_id=prepared.id,
         content=prepared.content,
         content_sha256=prepared.content_sha256,
-        source=prepared.source.model_copy(update={"raw_key": raw_key}),
+        source=prepared.source,  # raw_key None: nothing is archived
         now=now,
         note=prepared.note,
         editor=prepared.editor,

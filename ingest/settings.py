@@ -31,7 +31,15 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
 
 from ingest.errors import ConfigError, field_errors
 from ingest.renditions import registry as rendition_registry
@@ -42,6 +50,20 @@ _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _DEFAULT_CONFIG = Path("config/ingest.yaml")
 #: A scheme, then only characters a URI may hold (RFC 3986): what ``uri_template`` must look like.
 _URI_TEMPLATE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[A-Za-z0-9\-._~:/?\[\]@!$&'()*+,;=%]*")
+_KEY_SAFE = "letters, digits, '.', '_' or '-'"
+
+
+def _in_words(field: str, reason: str) -> Any:
+    """A validator that checks ``field`` as declared and, when that fails, says ``reason`` instead of what
+    pydantic would (its regular expression, its parser's complaint)."""
+
+    def check(value: object, handler: ValidatorFunctionWrapHandler) -> object:
+        try:
+            return handler(value)
+        except ValidationError:
+            raise ValueError(reason) from None
+
+    return field_validator(field, mode="wrap")(check)
 
 
 class RuleSpec(BaseModel):
@@ -132,6 +154,10 @@ class SourceSettings(BaseModel):
                 raise ValueError(f"{value!r} is not an IANA time zone ({example})") from None
         return value
 
+    _name_in_words = _in_words("name", f"must be 1-64 characters of {_KEY_SAFE}")
+    _id_prefix_in_words = _in_words("id_prefix", f"must be {_KEY_SAFE} only")
+    _done_marker_in_words = _in_words("done_marker", f"must be 1-32 characters of {_KEY_SAFE}, e.g. .done")
+
     @property
     def is_s3(self) -> bool:
         return self.location.startswith("s3://")
@@ -187,6 +213,10 @@ class WebhookSettings(BaseModel):
         "(ISO 8601; UTC if no zone); default: the whole feed.",
     )
 
+    _name_in_words = _in_words("name", f"must be 1-64 characters of {_KEY_SAFE}, not starting with '.'")
+    _secret_env_in_words = _in_words("secret_env", "must be an environment variable name such as CMS_WEBHOOK_SECRET")
+    _since_in_words = _in_words("since", "must be a time such as 2026-11-24T00:00:00Z")
+
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
@@ -221,8 +251,9 @@ def webhook_secret(webhook: WebhookSettings, env: Mapping[str, str] | None = Non
     env = os.environ if env is None else env
     value = env.get(webhook.secret_env, "").strip()
     if not value:
+        state = "is empty" if webhook.secret_env in env else "is not set"
         raise ConfigError(
-            f"webhook {webhook.name}: ${webhook.secret_env} is not set; it must hold the endpoint's signing "
+            f"webhook {webhook.name}: ${webhook.secret_env} {state}; it must hold the endpoint's signing "
             "secret (whsec_ followed by the base64 of 24 to 64 random bytes)"
         )
     return value
@@ -237,9 +268,11 @@ def pick_sources(settings: Settings, picks: Sequence[str]) -> Settings:
         known = next((s for s in settings.sources if s.name == pick or _same_place(s.location, pick)), None)
         chosen.append(known or source_for(pick))
     try:
-        return Settings.model_validate({**settings.model_dump(), "sources": [c.model_dump() for c in chosen]})
+        picked = Settings.model_validate({**settings.model_dump(), "sources": [c.model_dump() for c in chosen]})
     except ValidationError as exc:
         raise ConfigError(describe_settings_error(exc, "--source")) from exc
+    picked._config_file = settings.config_file
+    return picked
 
 
 def _same_place(a: str, b: str) -> bool:
@@ -262,6 +295,14 @@ class Settings(BaseModel):
     """Everything a run needs to know. Build it with ``load_settings``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Not a setting (no key, no variable): where the YAML came from, so a message can name the file to edit.
+    _config_file: Path | None = PrivateAttr(default=None)
+
+    @property
+    def config_file(self) -> Path | None:
+        """The YAML file these settings were read from; None when none was (or they were not loaded)."""
+        return self._config_file
 
     bucket: str = Field(default="ingest", min_length=3, max_length=63, description="S3 bucket for documents.")
     prefix: str = Field(default="", description="Key prefix under the bucket; empty for none.")
@@ -438,7 +479,8 @@ def load_settings(
     path = path or _DEFAULT_CONFIG
     merged: dict[str, Any] = {}
     origin: dict[str, str] = {}
-    if path.is_file():
+    read = path.is_file()
+    if read:
         data = read_yaml(path) or {}  # an empty file sets nothing
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: must be a mapping of settings, not {type(data).__name__}")
@@ -461,6 +503,7 @@ def load_settings(
         settings = Settings.model_validate(merged)
     except ValidationError as exc:
         raise ConfigError(describe_settings_error(exc, "settings", origin)) from exc
+    settings._config_file = path if read else None
     return settings
 
 

@@ -78,7 +78,7 @@ import urllib.error
 import urllib.request
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -260,6 +260,8 @@ def signing_key(webhook: WebhookSettings, secret: str) -> bytes:
     text = secret.removeprefix("whsec_")
     where = f"webhook {webhook.name}: ${webhook.secret_env}"
     try:
+        if text == secret:  # the documented form is whsec_ + base64: a bare value is some other secret, or half one
+            raise ValueError("no whsec_ prefix")
         key = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
     except (binascii.Error, ValueError):
         raise ConfigError(f"{where} is not a signing secret: expected whsec_ followed by base64") from None
@@ -322,7 +324,8 @@ class _Cache(OrderedDict[Any, Any]):
 def chosen(settings: Settings, names: Sequence[str] | None = None) -> list[WebhookSettings]:
     """The configured endpoints, or those of ``names``; a ``ConfigError`` for none, or a name not configured."""
     if not settings.webhooks:
-        raise ConfigError("no webhooks configured: add `webhooks:` (name, url, secret_env) to config/ingest.yaml")
+        where = settings.config_file or "the config file"
+        raise ConfigError(f"no webhooks configured: add `webhooks:` (name, url, secret_env) to {where}")
     known = {w.name: w for w in settings.webhooks}
     unknown = [n for n in names or [] if n not in known]
     if unknown:
@@ -412,13 +415,17 @@ class Notifier:
 
     def run(self, stop: threading.Event) -> list[Notified]:
         """``poll`` every ``poll_seconds`` until ``stop`` is set (a pass in hand stops before its next delivery);
-        the last poll's results."""
+        for each endpoint polled, what the whole run delivered and rejected, and how it stands after the last
+        poll (``behind``)."""
         self._stop = stop
-        results: list[Notified] = []
+        totals: dict[str, Notified] = {}
         while not stop.is_set():
-            results = self.poll()
+            for done in self.poll():
+                before = totals.get(done.webhook, Notified(done.webhook))
+                delivered, rejected = before.delivered + done.delivered, before.rejected + done.rejected
+                totals[done.webhook] = replace(done, delivered=delivered, rejected=rejected)
             stop.wait(self.settings.poll_seconds)
-        return results
+        return list(totals.values())
 
     # ---- one endpoint
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import shlex
 import socket
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -68,6 +69,27 @@ def test_parse_prints_one_json_document_per_line() -> None:
     docs = [json.loads(line) for line in out.stdout.splitlines()]
     assert [d["source"]["file_name"] for d in docs] == [Path(f).name for f in files]
     assert all(d["version"] == 1 and d["body"] and d["headline"] for d in docs)
+
+
+def test_parse_names_no_archived_input_as_it_stores_none() -> None:
+    example = str(EXAMPLES / "harbour-bridge-closure.txt")
+    out = cli("parse", example)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["source"]["raw_key"] is None
+    for fmt in ("ninjs", "ninjs3", "ans"):
+        out = cli("parse", "--as", fmt, example)
+        assert out.returncode == 0, out.stderr
+        assert "raw-key" not in out.stdout and "raw/" not in out.stdout, fmt
+
+
+def test_the_help_examples_name_an_article_the_examples_make() -> None:
+    made = {json.loads(line)["id"] for line in cli("parse", *map(str, EXAMPLES.glob("*.txt"))).stdout.splitlines()}
+    parser = build_parser()
+    for name in ("show", "history", "diff", "rollback"):
+        examples = cli(name, "--help").stdout.split("examples:\n", 1)[1].splitlines()
+        for line in filter(str.strip, examples):
+            command = re.split(r"\s{2,}", line.strip())[0]  # without its comment
+            assert parser.parse_args(shlex.split(command)[1:]).id in made, line
 
 
 def test_parse_seed_pretty() -> None:

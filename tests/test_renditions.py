@@ -261,6 +261,21 @@ def next_version(
     )
 
 
+def rolled_back(prev: Document, to: Document, note: str | None = None) -> Document:
+    """What ``ingest rollback --to`` makes after ``prev``: ``to``'s content as a new version."""
+    return new_version(
+        prev,
+        article_id=prev.id,
+        content=to.content(),
+        content_sha256=to.content_sha256,
+        source=to.source,
+        now=prev.created_at + timedelta(hours=1),
+        note=note or f"Desk restored v{to.version}",
+        editor="Desk",
+        rolled_back_to=to.version,
+    )
+
+
 def strings(value: object) -> Iterator[tuple[str, str]]:
     """(path, text) of every string in a JSON value."""
     if isinstance(value, str):
@@ -452,14 +467,44 @@ def test_a_correction_is_published_and_agency_notes_reach_only_the_desk_fields()
 
 
 def test_a_rollback_note_is_the_desks_and_is_never_published() -> None:
-    v2 = next_version(story(), note="Wrong day", headline="Bridge closes Sunday")
-    v3 = next_version(v2, note="Legal asked to restore v1", rolled_back_to=1, headline="Bridge closes for repairs")
+    v1 = story()
+    v2 = next_version(v1, note="Wrong day", headline="Bridge closes Sunday")
+    v3 = next_version(v2, headline="Bridge closes on Sunday")
+    v4 = rolled_back(v3, v2, note="Legal asked to restore v2")
     for fmt in FORMATS:
-        rendition = render_json(v3, fmt)
+        rendition = render_json(v4, fmt)
         # ANS keeps the document's own record in additional_properties, which no reader is shown
         published = [text for path, text in strings(rendition) if not path.startswith("/additional_properties/")]
-        assert "Wrong day" in published and "Legal asked to restore v1" not in published, fmt
-    assert render_json(v3, "ans")["additional_properties"]["correction"]["note"] == "Legal asked to restore v1"
+        assert "Wrong day" in published and "Legal asked to restore v2" not in published, fmt
+    assert render_json(v4, "ans")["additional_properties"]["correction"]["note"] == "Legal asked to restore v2"
+
+
+def published_corrections(document: Document, fmt: str) -> list[str]:
+    rendition = render_json(document, fmt)
+    if fmt == "ans":
+        return [c["text"] for c in rendition.get("corrections", [])]
+    return [d["value"] for d in rendition.get("descriptions", []) if d["role"] == "correction"]
+
+
+def test_a_rollback_drops_the_corrections_of_what_it_undid_and_a_later_correction_counts() -> None:
+    v1 = story()
+    v2 = next_version(v1, note="Three weekends, not two", headline="Bridge closes for three weekends")
+    v3 = rolled_back(v2, v1)  # v1's content: v2's correction is not about it
+    v4 = next_version(v3, note="Closures start at 10 p.m.", headline="Bridge closes at 10 p.m.")
+    v5 = rolled_back(v4, v2)  # v2's content again, and its correction with it
+    v6 = rolled_back(v5, v3)  # a rollback to a rollback: v1's content
+    v7 = next_version(v6, note="Buses use Mill Street", headline="Bridge closes; buses use Mill Street")
+    expected = [
+        (v2, ["Three weekends, not two"]),
+        (v3, []),
+        (v4, ["Closures start at 10 p.m."]),
+        (v5, ["Three weekends, not two"]),
+        (v6, []),
+        (v7, ["Buses use Mill Street"]),
+    ]
+    for document, notes in expected:
+        for fmt in FORMATS:
+            assert published_corrections(document, fmt) == notes, (document.version, fmt)
 
 
 @pytest.mark.corpus

@@ -115,3 +115,51 @@ def test_a_rendition_that_cannot_be_stored_is_refused_by_key(
     with pytest.raises(ConfigError) as err:
         load_settings(config=path, env=env)
     assert words.format(path=path) in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        (
+            "webhooks: [{name: .hidden, url: 'http://x/', secret_env: S}]\n",
+            "webhooks.0.name (from {path}): must be 1-64 characters of letters, digits, '.', '_' or '-', "
+            "not starting with '.'",
+        ),
+        (
+            "webhooks: [{name: cms, url: 'http://x/', secret_env: 'not a name'}]\n",
+            "webhooks.0.secret_env (from {path}): must be an environment variable name such as CMS_WEBHOOK_SECRET",
+        ),
+        (
+            "webhooks: [{name: cms, url: 'http://x/', secret_env: S, since: yesterday}]\n",
+            "webhooks.0.since (from {path}): must be a time such as 2026-11-24T00:00:00Z",
+        ),
+        (
+            "sources: [{name: 'has space', location: /x}]\n",
+            "sources.0.name (from {path}): must be 1-64 characters of letters, digits, '.', '_' or '-'",
+        ),
+        ("sources: [{name: a, location: /x, id_prefix: 'a/'}]\n", "sources.0.id_prefix (from {path}): must be letters"),
+        ("sources: [{name: a, location: /x, done_marker: '/'}]\n", "sources.0.done_marker (from {path}): must be 1-32"),
+    ],
+)
+def test_a_name_or_time_of_the_wrong_shape_is_refused_in_words_not_a_pattern(
+    tmp_path: Path, text: str, words: str
+) -> None:
+    path = config(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_settings(config=path, env={})
+    assert words.format(path=path) in str(err.value)
+    assert "pattern" not in str(err.value) and "Input should" not in str(err.value)
+
+
+def test_settings_know_the_config_file_they_were_read_from(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ingest.settings import pick_sources
+
+    path = config(tmp_path, "sources: [{name: wires, location: /srv/wires}]\n")
+    assert load_settings(config=path, env={}).config_file == path
+    assert load_settings(env={"INGEST_CONFIG": str(path)}).config_file == path
+    assert pick_sources(load_settings(config=path, env={}), ["wires"]).config_file == path
+    monkeypatch.chdir(tmp_path)
+    assert load_settings(env={}).config_file is None  # no ./config/ingest.yaml here: no file read
+    (tmp_path / "config").mkdir()
+    config(tmp_path / "config", "{}")
+    assert load_settings(env={}).config_file == Path("config/ingest.yaml")

@@ -43,7 +43,7 @@ from ingest.settings import Settings, SourceSettings, load_settings
 from ingest.stores.faults import FaultyStore
 from ingest.stores.memory import MemoryStore
 from ingest.stores.s3 import S3Store
-from ingest.webhooks import Delivery, Notifier, delivery_log, webhook_id
+from ingest.webhooks import Delivery, Notified, Notifier, delivery_log, webhook_id
 from tests.conftest import cli, prepared, read_feed
 
 #: A signing secret in Standard Webhooks' form: whsec_ and the base64 of 32 bytes.
@@ -354,6 +354,26 @@ def test_a_polling_sender_waits_longer_each_time_an_endpoint_stays_down() -> Non
     assert done.behind is not None and done.behind.startswith("not delivered")  # never more than 5 minutes
 
 
+def test_a_looping_sender_sums_up_the_whole_run_not_its_last_poll(receiver: Receiver) -> None:
+    store = MemoryStore()
+    publish(store, ("bridge", "Bridge closes"), ("ferry", "Ferry strike"))
+    receiver.answers = [(204, {}), (410, {})]
+    sender = notifier(make_settings(receiver.url, poll_seconds=0.01), store)
+    stop = threading.Event()
+    polls: list[list[Notified]] = []
+    poll = sender.poll
+
+    def poll_then_stop_after_three() -> list[Notified]:
+        polls.append(poll())
+        if len(polls) == 3:
+            stop.set()
+        return polls[-1]
+
+    sender.poll = poll_then_stop_after_three  # type: ignore[method-assign]  # counting the polls
+    assert sender.run(stop) == [Notified("cms", delivered=1, rejected=1)]
+    assert polls[1:] == [[Notified("cms")], [Notified("cms")]]  # the later polls found nothing new
+
+
 def test_a_stopped_sender_ends_its_pass_before_the_next_delivery_and_keeps_what_it_delivered(
     receiver: Receiver,
 ) -> None:
@@ -567,7 +587,9 @@ def test_webhooks_are_validated_by_name(hooks: list[dict[str, Any]], words: str)
     ("env", "words"),
     [
         ({}, "webhook cms: $CMS_SECRET is not set"),
+        ({"CMS_SECRET": " "}, "webhook cms: $CMS_SECRET is empty"),
         ({"CMS_SECRET": "whsec_not*base64"}, "$CMS_SECRET is not a signing secret"),
+        ({"CMS_SECRET": SECRET.removeprefix("whsec_")}, "$CMS_SECRET is not a signing secret: expected whsec_"),
         ({"CMS_SECRET": "whsec_" + base64.b64encode(b"short").decode()}, "holds a 5-byte key"),
     ],
 )
@@ -575,7 +597,21 @@ def test_a_missing_or_malformed_secret_is_a_config_error_that_never_shows_it(env
     with pytest.raises(ConfigError) as err:
         Notifier(make_settings("http://127.0.0.1:9/"), MemoryStore(), env=env)
     assert words in str(err.value)
-    assert all(value.removeprefix("whsec_") not in str(err.value) for value in env.values())
+    assert all(value.strip().removeprefix("whsec_") not in str(err.value) for value in env.values() if value.strip())
+
+
+def test_no_webhooks_names_the_config_file_in_use(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("webhooks: []\n")
+    for settings, where in [
+        (load_settings(config=bad, env={}), f"to {bad}"),
+        (load_settings(env={"INGEST_CONFIG": str(bad)}), f"to {bad}"),
+        (load_settings(config=bad, env={}).model_copy(update={"prefix": "x/"}), f"to {bad}"),
+        (Settings(), "to the config file"),  # not loaded from any file
+    ]:
+        with pytest.raises(ConfigError) as err:
+            Notifier(settings, MemoryStore(), env=ENV)
+        assert str(err.value) == f"no webhooks configured: add `webhooks:` (name, url, secret_env) {where}"
 
 
 def test_watch_delivers_after_each_sweep(tmp_path: Path, receiver: Receiver) -> None:
@@ -633,7 +669,7 @@ def test_notify_once_exit_codes_the_log_and_the_secret_never_shown(
     empty = tmp_path / "empty.yaml"
     empty.write_text("{}\n")
     none = run("notify", "--once", INGEST_CONFIG=str(empty))
-    assert none.returncode == 2 and "no webhooks configured" in none.stderr
+    assert none.returncode == 2 and f"add `webhooks:` (name, url, secret_env) to {empty}" in none.stderr
     stories = [_story(tmp_path, "bridge", "Bridge closes"), _story(tmp_path, "ferry", "Ferry strike")]
     assert run("file", *stories).returncode == 0
 

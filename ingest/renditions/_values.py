@@ -138,13 +138,44 @@ def first_created(document: Document) -> datetime:
 
 
 def corrections(document: Document) -> list[VersionRecord]:
-    """The notes a reader may see, oldest first: each version's correction note (this one's included).
+    """The notes a reader may see, oldest first: the correction notes of the versions whose content this one
+    continues (this one's included).
 
-    A rollback's note says why the desk restored a version ("Legal asked to restore v1"): it is the
-    newsroom's, not a correction, and is never published. Agency notes (``source.internal_notes``) are
-    never here: they are not correction notes.
+    That is every version back to the first, except what a rollback undid: a rollback to vN continues vN, so
+    the corrections of the versions after N that it restored away are not this content's; a correction made
+    after the rollback is. A rollback's own note says why the desk restored a version ("Legal asked to restore
+    v1"): it is the newsroom's, not a correction, and is never published. Agency notes
+    (``source.internal_notes``) are never here: they are not correction notes.
     """
-    return [r for r in (*document.history, document.record()) if r.note and r.action != "rolled_back"]
+    return [r for r in _content_line(document) if r.note and r.action != "rolled_back"]
+
+
+def _content_line(document: Document) -> list[VersionRecord]:
+    """The versions whose content ``document`` continues, oldest first, ending with its own.
+
+    Each version continues the one before it, and a rollback the version it restored. A document names only
+    its own rollback's version (``rolled_back_to``); an earlier rollback in ``history`` is followed to the
+    first version with the content it restored. Only a rollback makes a version with an earlier version's
+    content (any other input equal to a superseded version is stale), so that first version is the one the
+    rollback restored or the one that version's own line leads back to: the same corrections either way.
+    """
+    records = {r.version: r for r in (*document.history, document.record())}
+    first_with: dict[str, int] = {}
+    for record in sorted(records.values(), key=lambda r: r.version):
+        first_with.setdefault(record.content_sha256, record.version)
+    line: list[VersionRecord] = []
+    number = document.version
+    while number in records and len(line) < len(records):  # the count: a malformed history cannot loop
+        record = records[number]
+        line.append(record)
+        if record.action != "rolled_back":
+            number -= 1
+        elif number == document.version and document.rolled_back_to is not None:
+            number = document.rolled_back_to
+        else:
+            restored = first_with[record.content_sha256]
+            number = restored if restored < number else number - 1  # not found: as if it continued the last
+    return line[::-1]
 
 
 def correction_kind(record: VersionRecord) -> str:
