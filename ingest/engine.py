@@ -199,13 +199,15 @@ return n
 @contextmanager
 def _broker_errors() -> Iterator[None]:
     """Redis and kombu failures as one ``BrokerUnavailable`` (transient: a watch waits and tries again)."""
-    import redis
-    from kombu.exceptions import OperationalError
-
     try:
         yield
-    except (redis.RedisError, OperationalError) as exc:
-        raise BrokerUnavailable(f"broker unavailable: {exc}") from exc
+    except Exception as exc:
+        import redis  # here, not above: loading kombu costs a run that only reads marks a tenth of a second
+        from kombu.exceptions import OperationalError
+
+        if isinstance(exc, redis.RedisError | OperationalError):
+            raise BrokerUnavailable(f"broker unavailable: {exc}") from exc
+        raise
 
 
 @dataclass

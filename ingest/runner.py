@@ -27,7 +27,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from tempfile import TemporaryFile
@@ -162,6 +162,15 @@ def _store_report(store: Store, prefix: str, report: RunReport) -> None:
         log.warning("run report %s not stored: %s", report.run_id, exc)
 
 
+@dataclass(frozen=True)
+class _Stored:
+    """A batch whose documents are stored: each file with its records and whether its lease group is still
+    ours (else another run took it over, and moves it), and the time its moves are filed under."""
+
+    moves: list[tuple[Candidate, list[FileRecord], bool]]
+    now: datetime
+
+
 class _Sweep:
     """One source's batches within one run (or one worker task: ``take_files``)."""
 
@@ -193,6 +202,8 @@ class _Sweep:
         mark = time.monotonic()
         scan = self.source.scan(self.clock().timestamp())
         self.report.add_time("scan", mark)
+        mover = ThreadPoolExecutor(max_workers=1, thread_name_prefix="move")
+        moving: Future[list[FileRecord]] | None = None
         try:
             for chunk in _chunks(scan.ready, self.settings.batch_size):
                 if stop():
@@ -210,16 +221,30 @@ class _Sweep:
                     continue
                 if self.dispatcher is not None:
                     self.send(chunk)
-                else:
-                    if self.reporter:
-                        self.reporter.planned(len(chunk))
-                    self.batch(chunk, stop)
+                    continue
+                if self.reporter:
+                    self.reporter.planned(len(chunk))
+                stored = self._store_batch(chunk, stop)
+                # A batch's files move while the next batch is read and stored (they are durably stored
+                # already); one batch's moves at a time, in order, so its lines still come out in order.
+                if moving is not None:
+                    moving.result()
+                moving = mover.submit(self._settle_batch, stored)
         finally:
-            self.report.waiting += scan.waiting
-            self.report.not_taken.update(scan.not_taken)
+            try:
+                if moving is not None:
+                    moving.result()  # what is stored is moved, whatever stopped the sweep
+            finally:
+                mover.shutdown(wait=True)
+                self.report.waiting += scan.waiting
+                self.report.not_taken.update(scan.not_taken)
 
     def batch(self, candidates: Sequence[Candidate], stop: Callable[[], bool] = lambda: False) -> list[FileRecord]:
         """Read, prepare, commit and move these files; their records, in order."""
+        return self._settle_batch(self._store_batch(candidates, stop))
+
+    def _store_batch(self, candidates: Sequence[Candidate], stop: Callable[[], bool]) -> _Stored:
+        """Read, prepare and commit these files: what is left to do is moving them (``_settle_batch``)."""
         work: list[tuple[Candidate, list[Prepared | Outcome]]] = []  # each file with its items
         mark = time.monotonic()
         try:
@@ -232,17 +257,28 @@ class _Sweep:
             mark = self.report.add_time("read_and_parse", mark)
             batch = [item for _, items in work for item in items]
             outcomes = iter(self.committer.commit(batch, backfill=self.backfill))
-            mark = self.report.add_time("store", mark)
+            self.report.add_time("store", mark)
         except StoreError:
             self.storage_failed = True
             raise
-        now = self.clock()
         records = [[self._record(next(outcomes)) for _ in items] for _, items in work]
         ours = self.claims.keep(c for c, _ in work) if self.claims is not None else None
         moves = [(c, r, ours is None or shard_of(c) in ours) for (c, _), r in zip(work, records, strict=True)]
-        list(self.pool.map(lambda m: self._settle(m[0], m[1], m[2], now), moves))
+        return _Stored(moves, self.clock())
+
+    def _settle_batch(self, stored: _Stored) -> list[FileRecord]:
+        """Move a stored batch's files and report them, in order."""
+        mark = time.monotonic()
+        def settle(move: tuple[Candidate, list[FileRecord], bool]) -> None:
+            self._settle(*move, stored.now)
+
+        if self.source.parallel_moves:
+            list(self.pool.map(settle, stored.moves))
+        else:  # a rename is a few system calls: threads would only fight over the interpreter
+            for move in stored.moves:
+                settle(move)
         self.report.add_time("move", mark)
-        done = [record for file_records in records for record in file_records]
+        done = [record for _, file_records, _ in stored.moves for record in file_records]
         for record in done:
             self.report.add(record)
             if self.reporter:
@@ -509,7 +545,8 @@ def open_sources(settings: Settings, open_store: Callable[[str], Store]) -> list
     """The configured sources, checked: known formats, compiled rules, inboxes apart from the store.
     S3 inboxes read through ``open_store(bucket)``."""
     if not settings.sources:
-        raise ConfigError("no sources configured: add `sources:` to config/ingest.yaml or pass --source PATH")
+        where = settings.config_file or "a config file (--config, $INGEST_CONFIG or ./config/ingest.yaml)"
+        raise ConfigError(f"no sources configured: add `sources:` to {where} or pass --source PATH")
     check_settings(settings)
     for source in settings.sources:
         _refuse_overlap(source, settings)

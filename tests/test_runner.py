@@ -434,3 +434,15 @@ def test_a_run_report_streams_its_records_and_reads_back_whole(tmp_path: Path) -
     saved = RunReport.model_validate_json(stored.body)
     assert [f.path for f in saved.files] == [f.path for f in report.files]
     assert saved.errors[0].path.endswith("empty.txt")
+
+
+def test_no_sources_names_the_config_file_in_use(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("sources: []\n")
+    for settings, where in [
+        (load_settings(config=empty, env={}), str(empty)),
+        (Settings(), "a config file (--config, $INGEST_CONFIG or ./config/ingest.yaml)"),
+    ]:
+        with pytest.raises(ConfigError) as err:
+            open_sources(settings)
+        assert str(err.value) == f"no sources configured: add `sources:` to {where} or pass --source PATH"

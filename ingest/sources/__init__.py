@@ -88,6 +88,9 @@ class ReadMemory(Generic[Identity]):
 
 class Source(Protocol):
     settings: SourceSettings
+    #: Whether moving a file is a network request (worth running several side by side) rather than a
+    #: rename on this machine.
+    parallel_moves: bool
 
     def scan(self, now: float) -> Scan: ...
 

@@ -30,6 +30,7 @@ PROCESSED, FAILED = "processed", "failed"
 
 
 class Folder(ReadMemory[tuple[int, int, int, int]]):  # a file as read: (device, inode, size, mtime)
+    parallel_moves = False  # a move is a rename (and a few stats)
     def __init__(self, settings: SourceSettings) -> None:
         super().__init__()
         self.settings = settings
@@ -62,9 +63,10 @@ class Folder(ReadMemory[tuple[int, int, int, int]]):  # a file as read: (device,
                 continue
             path = self.root / name
             try:
-                mode = os.lstat(path).st_mode
+                info = os.lstat(path)
             except FileNotFoundError:
                 continue  # taken by another run between listing and looking
+            mode = info.st_mode
             if stat.S_ISDIR(mode):  # never input: counted, so the run can say so
                 count = self._count_below(path)
                 if count:
@@ -80,10 +82,11 @@ class Folder(ReadMemory[tuple[int, int, int, int]]):  # a file as read: (device,
                 refusal = "is a symlink pointing outside the drop folder; it is not followed"
                 yield Candidate(str(path), name, 0, str(path), refusal=refusal)
                 continue
-            try:
-                info = os.stat(path)
-            except FileNotFoundError:
-                continue
+            if is_link:  # what it points to, from here on
+                try:
+                    info = os.stat(path)
+                except FileNotFoundError:
+                    continue
             if not stat.S_ISREG(info.st_mode):  # a FIFO, socket or device: never opened
                 yield Candidate(str(path), name, 0, str(path), refusal="is not a regular file")
                 continue
@@ -157,8 +160,8 @@ class Folder(ReadMemory[tuple[int, int, int, int]]):  # a file as read: (device,
         self._read_as.pop(candidate.ref, None)
         self._marked_as.pop(candidate.ref, None)
         path = Path(candidate.ref)
-        if not path.exists() and not path.is_symlink():
-            return None
+        if candidate.is_link and not path.is_symlink():
+            return None  # gone since it was listed (a plain file that is gone shows as missing when opened)
         # Checked again at read time: a link swapped in after the scan must not lead outside.
         if candidate.is_link and not self._inside(path, self.root.resolve()):
             reason = "is a symlink pointing outside the drop folder; it is not followed"
@@ -188,7 +191,7 @@ class Folder(ReadMemory[tuple[int, int, int, int]]):  # a file as read: (device,
         if candidate.listed is not None and read_as != candidate.listed:
             raise SourceChanged(f"{name} changed after it was listed ({_difference(candidate.listed, read_as)})")
         # Same inode as opened, so this is the opened file's status now: a write during the read shows here.
-        after = _entry(Path(candidate.ref), follow=candidate.is_link)
+        after = _entry(candidate.ref, follow=candidate.is_link)
         if after != read_as:
             raise SourceChanged(f"{name} changed while it was read ({_difference(read_as, after)})")
         if len(data) != opened.st_size:
@@ -327,7 +330,7 @@ def _identity(info: os.stat_result) -> tuple[int, int, int, int]:
     return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns
 
 
-def _entry(path: Path, *, follow: bool = False) -> tuple[int, int, int, int] | None:
+def _entry(path: Path | str, *, follow: bool = False) -> tuple[int, int, int, int] | None:
     """The identity of what ``path`` names now (the link itself unless ``follow``); None when nothing."""
     try:
         return _identity(os.stat(path, follow_symlinks=follow))

@@ -27,6 +27,7 @@ PROCESSED, FAILED = "processed/", "failed/"
 
 
 class S3Inbox(ReadMemory[str]):  # an object as read: its ETag (a re-upload since is neither moved nor deleted)
+    parallel_moves = True  # a move is a copy and a delete request
     def __init__(self, settings: SourceSettings, store: Store) -> None:
         super().__init__()
         self.settings = settings
