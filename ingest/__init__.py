@@ -65,7 +65,7 @@ from ingest.models import (
 from ingest.outcome import Outcome
 from ingest.prepare import Prepared, prepare
 from ingest.report import LogFormat, Reporter, RunReport, setup_logging
-from ingest.runner import run_once, watch
+from ingest.runner import Reload, Watching, run_once, watch
 from ingest.settings import Settings, SourceSettings, load_settings
 from ingest.stores import FaultyStore, MemoryStore, S3Store, Store
 from ingest.webhooks import Delivery, Notified, Notifier
@@ -96,6 +96,7 @@ __all__ = [
     "Prepared",
     "ReadError",
     "RelatedLink",
+    "Reload",
     "Reporter",
     "RunError",
     "RunReport",
@@ -112,6 +113,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "VersionRecord",
+    "Watching",
     "__version__",
     "backfill",
     "committer_for",

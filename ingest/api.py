@@ -8,7 +8,7 @@ read side (``Archive``) in ``ingest.archive``.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ingest import runner
 from ingest.clock import Clock, utcnow
 from ingest.commit import Committer
+from ingest.errors import NotFound
 from ingest.lanes import LaneCommitter, processes_for
 from ingest.models import Document
 from ingest.outcome import Outcome
@@ -57,10 +58,31 @@ def open_sources(settings: Settings, open_store: Callable[[str], Store] | None =
     return runner.open_sources(settings, inbox_store)
 
 
-def retry_failed(settings: Settings) -> list[tuple[Source, list[str]]]:
-    """Put every refused file of each source back for the next run (``ingest retry-failed``); the names
-    put back, per source."""
-    return [(source, source.retry_failed()) for source in open_sources(settings)]
+def retry_failed(
+    settings: Settings,
+    names: Collection[str] | None = None,
+    *,
+    dry_run: bool = False,
+    open_store: Callable[[str], Store] | None = None,
+) -> list[tuple[Source, list[str]]]:
+    """Put every refused file of each source back for the next run (``ingest retry-failed``), or only those
+    ``names`` (file names in ``failed/``; a path counts by its last part); the names put back, per source.
+    With ``dry_run`` nothing moves: the names in ``failed/`` that would go back. A name in no source's
+    ``failed/`` is a ``NotFound`` naming it, raised before anything moves. S3 inboxes are reached as in
+    ``open_sources``."""
+    sources = open_sources(settings, open_store)
+    wanted: set[str] | None = None
+    if names is not None:
+        wanted = {_file_name(name) for name in names}
+        there = {name for source in sources for name in source.retry_failed(wanted, dry_run=True)}
+        if missing := [name for name in names if _file_name(name) not in there]:
+            where = ", ".join(f"{s.settings.name} ({s.settings.location})" for s in sources)
+            raise NotFound(", ".join(missing), f"not in failed/ of {where}; nothing was put back")
+    return [(source, source.retry_failed(wanted, dry_run=dry_run)) for source in sources]
+
+
+def _file_name(name: str) -> str:
+    return name.rstrip("/").rsplit("/", 1)[-1]
 
 
 def _store_for(settings: Settings, bucket: str) -> Store:  # the parameter above shadows ``open_store``

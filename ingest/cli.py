@@ -16,9 +16,10 @@ import signal
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from ingest import (
     Archive,
@@ -28,8 +29,10 @@ from ingest import (
     LogFormat,
     Notifier,
     Outcome,
+    Reload,
     Reporter,
     RunError,
+    Watching,
     __version__,
     backfill,
     committer_for,
@@ -50,7 +53,7 @@ from ingest import (
     start_worker,
     watch,
 )
-from ingest.settings import Settings, load_settings, pick_sources
+from ingest.settings import Settings, config_location, load_settings, pick_sources
 
 EXIT_OK, EXIT_REFUSED, EXIT_RUN_FAILED = 0, 1, 2
 log = logging.getLogger("ingest.cli")
@@ -64,10 +67,14 @@ pointing at the newest and the input archived under raw/{id}/. A changes feed un
 tells a CMS what is new.
 """
 
-_EPILOG = """\
+#: Where a help page says which config file and bucket a command would use here (worked out as it is shown).
+_IN_USE = "\x00in-use\x00"
+
+_EPILOG = f"""\
 configuration (highest wins): flags > INGEST_* environment > config file > defaults.
   config file: --config, else $INGEST_CONFIG, else ./config/ingest.yaml
   storage: AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE (standard AWS)
+  in use here: {_IN_USE}
 
 exit codes: 0 all good, 1 some files refused or not stored, 2 the run failed (config, storage)
 
@@ -121,6 +128,7 @@ _EXAMPLES: dict[str, tuple[str, ...]] = {
         "ingest watch                             sweep the configured sources every poll_seconds",
         "ingest watch --source /srv/inbox/wires --interval 5",
         "ingest watch --dispatch                  keep sending new files to the workers",
+        "ingest watch --source wires              SIGHUP (kill -HUP PID, systemctl reload) reads the config again",
     ),
     "worker": (
         "ingest worker                            broker from broker_url or $INGEST_BROKER_URL",
@@ -131,6 +139,8 @@ _EXAMPLES: dict[str, tuple[str, ...]] = {
     "retry-failed": (
         "ingest retry-failed                      put back every refused file of every source",
         "ingest retry-failed --source /srv/inbox/wires",
+        "ingest retry-failed --source wires story.txt budget.xml   only these two files",
+        "ingest retry-failed --dry-run            what would go back; nothing moves",
     ),
     "backfill": (
         "ingest backfill /archive/1998-2024        load a folder tree in place (resumes where it stopped)",
@@ -152,8 +162,44 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
         super().__init__(prog, max_help_position=32, width=100)
 
 
-def _common() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+class _Parser(argparse.ArgumentParser):
+    """A parser whose help page names the config file and bucket a command would use here, worked out only
+    when the page is shown, from ``given``: the --config, --bucket and --prefix of this command line (help is
+    printed before they are parsed)."""
+
+    def __init__(self, *args: Any, given: Mapping[str, str | None] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.given = dict(given or {})
+
+    def format_help(self) -> str:
+        text = super().format_help()
+        return text.replace(_IN_USE, _in_use_here(self.given)) if _IN_USE in text else text
+
+
+def _in_use_here(given: Mapping[str, str | None]) -> str:
+    named = given.get("config")
+    config = Path(named) if named else None
+    try:
+        settings = load_settings({"bucket": given.get("bucket"), "prefix": given.get("prefix")}, config=config)
+    except IngestError as exc:
+        return f"cannot tell, the settings do not load: {exc}"
+    return settings.in_use()
+
+
+def _given(argv: Sequence[str]) -> dict[str, str | None]:
+    """--config, --bucket and --prefix as written in ``argv`` (``--config PATH`` or ``--config=PATH``)."""
+    given: dict[str, str | None] = {}
+    for n, arg in enumerate(argv):
+        for flag in ("config", "bucket", "prefix"):
+            if arg == f"--{flag}" and n + 1 < len(argv):
+                given[flag] = argv[n + 1]
+            elif arg.startswith(f"--{flag}="):
+                given[flag] = arg.partition("=")[2]
+    return given
+
+
+def _common() -> _Parser:
+    common = _Parser(add_help=False)
     group = common.add_argument_group("settings")
     group.add_argument("--config", type=Path, metavar="PATH", help="YAML config file (default: ./config/ingest.yaml)")
     group.add_argument("--bucket", metavar="NAME", help="S3 bucket (overrides $INGEST_BUCKET and the config file)")
@@ -168,10 +214,11 @@ def _common() -> argparse.ArgumentParser:
     return common
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(given: Mapping[str, str | None] | None = None) -> argparse.ArgumentParser:
+    """The ``ingest`` parser; ``given`` are the settings flags of the command line, for the help pages."""
     common = _common()
-    parser = argparse.ArgumentParser(
-        prog="ingest", description=_DESCRIPTION, epilog=_EPILOG, formatter_class=_Formatter
+    parser = _Parser(
+        prog="ingest", description=_DESCRIPTION, epilog=_EPILOG, formatter_class=_Formatter, given=given
     )
     parser.add_argument("--version", action="version", version=f"ingest {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -179,9 +226,15 @@ def build_parser() -> argparse.ArgumentParser:
     def command(
         name: str, summary: str, description: str, handler: Callable[[argparse.Namespace], int]
     ) -> argparse.ArgumentParser:
-        epilog = "examples:\n" + "\n".join(f"  {line}" for line in _EXAMPLES[name])
+        epilog = f"in use here: {_IN_USE}\n\nexamples:\n" + "\n".join(f"  {line}" for line in _EXAMPLES[name])
         p = sub.add_parser(
-            name, help=summary, description=description, epilog=epilog, parents=[common], formatter_class=_Formatter
+            name,
+            help=summary,
+            description=description,
+            epilog=epilog,
+            parents=[common],
+            formatter_class=_Formatter,
+            given=given,
         )
         p.set_defaults(handler=handler)
         return p
@@ -252,7 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
         "rollback",
         "make a new version with an earlier version's content",
         "Restore the content of version N of article ID as a new version (action 'rolled_back').\n"
-        "Versions are never rewritten: history keeps every step.",
+        "Versions are never rewritten: history keeps every step. Prints `rolled_back ID@vN -> KEY`\n"
+        "(or `unchanged` when the latest version already has that content).",
         _cmd_rollback,
     )
     p.add_argument("id", metavar="ID", help="article id")
@@ -297,7 +351,10 @@ def build_parser() -> argparse.ArgumentParser:
         "keep sweeping sources until stopped",
         "Sweep sources every poll_seconds until SIGINT or SIGTERM; on either, finish the file in hand\n"
         "and exit cleanly. With `webhooks:` configured, each sweep is followed by a delivery pass (as\n"
-        "`ingest notify`; an endpoint that is down is tried again later, never holding the sweeps).\n\n" + run_help,
+        "`ingest notify`; an endpoint that is down is tried again later, never holding the sweeps).\n"
+        "SIGHUP reloads the config: after the sweep in hand the settings are read again as at the start\n"
+        "(the same flags, config file and INGEST_* variables); a config that does not load is logged in\n"
+        "one line and the watch goes on with the one it had.\n\n" + run_help,
         _cmd_watch,
     )
     _source_flag(p, "watch this folder or S3 inbox instead of the configured sources (repeatable)")
@@ -334,10 +391,15 @@ def build_parser() -> argparse.ArgumentParser:
         "retry-failed",
         "put refused files back into their source for the next run",
         "Move every file in each source's failed/ back into the source, dropping its .error.json,\n"
-        "once the cause is fixed (a rule changed, a parser fixed). The next run takes them again.",
+        "once the cause is fixed (a rule changed, a parser fixed). The next run takes them again.\n"
+        "With NAMEs, only those files; a NAME in no source's failed/ is an error (exit 1) and nothing moves.",
         _cmd_retry_failed,
     )
     _source_flag(p, "only this folder or S3 inbox (repeatable)")
+    p.add_argument(
+        "names", nargs="*", metavar="NAME", help="only these files (their names in failed/; a path counts by its name)"
+    )
+    p.add_argument("--dry-run", action="store_true", help="list the files that would go back; move nothing")
 
     p = command(
         "backfill",
@@ -423,7 +485,8 @@ def _source_flag(parser: argparse.ArgumentParser, help_text: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_given(argv))
     args = parser.parse_args(argv)
     args.log_format = _log_format(args)
     setup_logging(args.log_format, args.debug)
@@ -431,20 +494,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)
         return code
     except RunError as exc:
-        if args.debug:  # the traceback too, but the exit code never depends on --debug
-            traceback.print_exc()
-        _err(f"error: {exc}")
+        # the traceback too, with --debug (in JSON logs, a field), but the exit code never depends on it
+        _error(args, exc, {"exit_code": EXIT_RUN_FAILED}, trace=args.debug)
         return EXIT_RUN_FAILED
     except IngestError as exc:
-        _err(f"error: {exc}")
+        _error(args, exc, {"exit_code": EXIT_REFUSED})
         return EXIT_REFUSED
     except KeyboardInterrupt:
-        _err("interrupted")
+        if args.log_format == "json":
+            _say(args, "error", "interrupted", {"exit_code": 130}, event="interrupted")
+        else:
+            _err("interrupted")
         return 130
     except BrokenPipeError:
         return EXIT_OK
     except OSError as exc:  # stdout full or gone: say so in one line
-        _err(f"error: cannot write output: {exc.strerror or exc}")
+        _say(args, "error", f"cannot write output: {exc.strerror or exc}", {"exit_code": EXIT_RUN_FAILED})
         return EXIT_RUN_FAILED
 
 
@@ -459,10 +524,21 @@ def _log_format(args: argparse.Namespace) -> LogFormat:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    """The settings as flags, variables and the config file say; a warning when no config file was found."""
     flags: dict[str, object] = {"bucket": args.bucket, "prefix": args.prefix}
     if getattr(args, "interval", None) is not None:
         flags["poll_seconds"] = args.interval
     settings = load_settings(flags, config=args.config)
+    if settings.config_file is None:  # run from another directory, a command would quietly use the defaults
+        looked = config_location()[0].absolute()  # a named file that is missing is an error instead
+        _say(
+            args,
+            "warning",
+            f"no config file found (no {looked}; --config or $INGEST_CONFIG names one): using the defaults "
+            f"and INGEST_* variables, bucket s3://{settings.bucket}/{settings.prefix}",
+            {"looked_for": str(looked), "bucket": settings.bucket, "prefix": settings.prefix},
+            event="no_config",
+        )
     return pick_sources(settings, args.source) if getattr(args, "source", None) else settings
 
 
@@ -473,7 +549,8 @@ def _cmd_parse(args: argparse.Namespace) -> int:
     for result in preview_files(args.files, settings):
         if isinstance(result, Outcome):
             refused += 1
-            _err(f"error: {result.error}")
+            if result.error is not None:
+                _error(args, result.error)
         elif fmt == "document":
             print(result.model_dump_json(indent=2 if args.pretty else None), flush=True)
         else:
@@ -510,12 +587,20 @@ def _cmd_file(args: argparse.Namespace) -> int:
     for outcome in outcomes:  # printed as each batch is stored, never collected
         if outcome.error is not None:
             refused += 1
-            _err(f"error: {outcome.error}")
+            _error(args, outcome.error)
         if args.json:
             print(json.dumps(outcome.as_json(), ensure_ascii=False), flush=True)
         elif outcome.error is None:
             print(outcome.line(), flush=True)
+    _in_use_note(args, settings)  # on stderr: stdout stays one line (or object) per file
     return EXIT_REFUSED if refused else EXIT_OK
+
+
+def _in_use_note(args: argparse.Namespace, settings: Settings) -> None:
+    """``note: config ..., bucket s3://...``: which config file and bucket the command used."""
+    config = str(settings.config_file.absolute()) if settings.config_file else None
+    fields = {"config_file": config, "bucket": settings.bucket, "prefix": settings.prefix}
+    _say(args, "note", settings.in_use(), fields, event="in_use")
 
 
 def _file_list(files: list[Path]) -> Iterator[Path]:
@@ -615,7 +700,7 @@ def _cmd_notify(args: argparse.Namespace) -> int:
         if not args.json:
             print(result.line(), flush=True)
         if result.behind:
-            _err(f"error: webhook {result.webhook} is behind: {result.behind}")
+            _say(args, "error", f"webhook {result.webhook} is behind: {result.behind}", {"webhook": result.webhook})
     return EXIT_REFUSED if any(r.behind or r.rejected for r in results) else EXIT_OK
 
 
@@ -645,7 +730,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         settings,
         store,
         sources,
-        Reporter(args.log_format),
+        Reporter(args.log_format, in_use_note=True),
         dispatcher=sending,
         dispatched=None if sending else dispatched_files(settings),
         committer=None if sending else committer_for(settings, store, (args.log_format, args.debug)),
@@ -665,10 +750,18 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
 
 def _cmd_watch(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    store, sources = open_store(settings), open_sources(settings)
     stop = threading.Event()
-    notifier = Notifier(settings, store, stop=stop) if settings.webhooks else None  # a missing secret stops it here
+    current = _watching(args, stop)
+
+    def reloaded() -> Watching:  # called by the watch between sweeps
+        nonlocal current
+        new = _watching(args, stop)
+        if current.committer is not None:
+            current.committer.close()  # a LaneCommitter's processes: the new one starts its own
+        current = new
+        return new
+
+    reload = Reload(reloaded)
 
     def graceful(signum: int, _frame: object) -> None:
         if stop.is_set():  # a second Ctrl-C means now
@@ -676,29 +769,53 @@ def _cmd_watch(args: argparse.Namespace) -> int:
         log.warning("%s: finishing the file in hand, then stopping", signal.Signals(signum).name)
         stop.set()
 
+    def hangup(_signum: int, _frame: object) -> None:
+        log.info("SIGHUP: reading the config again after the sweep in hand")
+        reload.request()
+
     signal.signal(signal.SIGTERM, graceful)
     signal.signal(signal.SIGINT, graceful)
+    if hasattr(signal, "SIGHUP"):  # not on Windows
+        signal.signal(signal.SIGHUP, hangup)
     log.info(
-        "watching %s every %.1f s; stop with Ctrl-C or SIGTERM",
-        ", ".join(s.settings.location for s in sources),
-        settings.poll_seconds,
+        "watching %s every %.1f s (%s); stop with Ctrl-C or SIGTERM, reload the config with SIGHUP",
+        ", ".join(s.settings.location for s in current.sources),
+        current.settings.poll_seconds,
+        current.settings.in_use(),
     )
-    sending = dispatcher(settings) if args.dispatch else None
     watched = watch(
+        current.settings,
+        current.store,
+        current.sources,
+        Reporter(args.log_format, in_use_note=True),
+        stop,
+        dispatcher=current.dispatcher,
+        dispatched=current.dispatched,
+        committer=current.committer,
+        after_sweep=current.after_sweep,
+        reload=reload,
+    )
+    if watched.failing:  # stopped while a source was wedged or storage was away: never green
+        _say(args, "error", f"the last sweep failed: {watched.failing}", {"exit_code": EXIT_RUN_FAILED})
+        return EXIT_RUN_FAILED
+    return EXIT_REFUSED if watched.refused else EXIT_OK
+
+
+def _watching(args: argparse.Namespace, stop: threading.Event) -> Watching:
+    """What ``ingest watch`` sweeps with, from the settings as they read now: at the start and on SIGHUP."""
+    settings = _settings(args)
+    store, sources = open_store(settings), open_sources(settings)
+    notifier = Notifier(settings, store, stop=stop) if settings.webhooks else None  # a missing secret stops it here
+    sending = dispatcher(settings) if args.dispatch else None
+    return Watching(
         settings,
         store,
         sources,
-        Reporter(args.log_format),
-        stop,
+        committer=None if sending else committer_for(settings, store, (args.log_format, args.debug)),
         dispatcher=sending,
         dispatched=None if sending else dispatched_files(settings),
-        committer=None if sending else committer_for(settings, store, (args.log_format, args.debug)),
         after_sweep=notifier.poll if notifier else None,
     )
-    if watched.failing:  # stopped while a source was wedged or storage was away: never green
-        _err(f"error: the last sweep failed: {watched.failing}")
-        return EXIT_RUN_FAILED
-    return EXIT_REFUSED if watched.refused else EXIT_OK
 
 
 def _cmd_backfill(args: argparse.Namespace) -> int:
@@ -712,16 +829,20 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
         for record in progress.page:
             if record.error is not None:
                 refused += 1
-                _err(f"error: {record.path}: {record.error.get('message')}")
+                fields = {k: v for k, v in record.error.items() if k != "message"}
+                _say(args, "error", f"{record.path}: {record.error.get('message')}", fields)
         print(progress.line(), flush=True)
     return EXIT_REFUSED if refused else EXIT_OK
 
 
 def _cmd_retry_failed(args: argparse.Namespace) -> int:
-    for source, names in retry_failed(_settings(args)):
+    for source, names in retry_failed(_settings(args), args.names or None, dry_run=args.dry_run):
+        where = source.settings.location.rstrip("/")
+        files = f"{len(names)} file{'s' if len(names) != 1 else ''}"
         for name in names:
-            print(f"requeued   {source.settings.location.rstrip('/')}/{name}")
-        print(f"{source.settings.name}: {len(names)} file{'s' if len(names) != 1 else ''} put back")
+            print(f"would requeue {where}/failed/{name}" if args.dry_run else f"requeued   {where}/{name}")
+        print(f"{source.settings.name}: {files} would be put back (dry run: nothing moved)" if args.dry_run else
+              f"{source.settings.name}: {files} put back")
     return EXIT_OK
 
 
@@ -742,3 +863,37 @@ def _parse_time(text: str) -> datetime:
 
 def _err(message: str) -> None:
     print(message.replace("\n", " "), file=sys.stderr, flush=True)
+
+
+_LEVELS = {"error": logging.ERROR, "warning": logging.WARNING, "note": logging.INFO}
+
+
+def _say(
+    args: argparse.Namespace,
+    level: str,
+    message: str,
+    fields: Mapping[str, object] | None = None,
+    *,
+    event: str = "error",
+) -> None:
+    """One line on stderr: ``error: ...``, ``warning: ...`` or ``note: ...`` for people; with --log-format json,
+    one JSON object (level, message, ``event`` and ``fields``), so that every line on stderr is JSON."""
+    if args.log_format == "json":
+        log.log(_LEVELS[level], message, extra={"event": {"event": event, **(fields or {})}})
+    else:
+        _err(f"{level}: {message}")
+
+
+def _error(
+    args: argparse.Namespace, exc: IngestError, fields: Mapping[str, object] | None = None, *, trace: bool = False
+) -> None:
+    """``error: <message>``, or in JSON logs the message with the error's own fields (its kind, whether waiting
+    may fix it, a file's path and check, a storage request's key and status); with ``trace``, the traceback
+    too (in JSON logs, as a field)."""
+    if args.log_format == "json":
+        more = {"traceback": traceback.format_exc()} if trace else {}
+        _say(args, "error", str(exc), {**exc.fields(), **(fields or {}), **more})
+    else:
+        if trace:
+            traceback.print_exc()
+        _err(f"error: {exc}")

@@ -214,6 +214,9 @@ class Committer:
             results[index] = left.outcome(inputs[index].path, inputs[index].id)
         return [r.outcome if isinstance(r, _Written) else r for r in results if r is not None]
 
+    def close(self) -> None:
+        """Nothing to let go of (it holds no processes or connections of its own); see ``runner.Commits``."""
+
     def rollback(self, article_id: str, to: int, note: str, editor: str | None) -> Outcome:
         """A new version whose content is version ``to``'s; history keeps every step."""
         self.store.ensure_bucket()
@@ -537,9 +540,11 @@ _EARLIER_FILE = "not tried, as an earlier file of this article in the batch was 
 
 
 def _word(doc: Document) -> OutcomeWord:
-    # A kill is announced as such (its document's action), never as a plain update.
+    # A kill and a rollback are announced as such (their document's action), never as a plain update.
     if doc.action == "withdrawn":
         return "withdrawn"
+    if doc.action == "rolled_back":
+        return "rolled_back"
     return "created" if doc.version == 1 else "updated"
 
 

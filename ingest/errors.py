@@ -101,6 +101,11 @@ class IngestError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def fields(self) -> dict[str, object]:
+        """The error as JSON values, for a log line: its kind (the class name), whether waiting may fix it,
+        and the fields its kind keeps (a refused file's path and check, a storage request's key)."""
+        return {"error": type(self).__name__, "transient": isinstance(self, Transient)}
+
     def __reduce__(self) -> tuple[Any, ...]:
         # Rebuilt from its fields, not by calling __init__ with ``args`` (the subclasses take other
         # arguments): errors cross process boundaries inside outcomes (ingest.lanes).
@@ -131,6 +136,9 @@ class InputError(IngestError):
     def as_dict(self) -> dict[str, str | None]:
         """The error as recorded in run reports and ``failed/<name>.error.json``."""
         return {"path": self.path, "check": str(self.check), "field": self.field, "message": self.reason}
+
+    def fields(self) -> dict[str, object]:
+        return {**super().fields(), "path": self.path, "check": str(self.check), "field": self.field}
 
 
 class ReadError(InputError):
@@ -181,6 +189,9 @@ class StoreError(RunError):
         self.key = key
         self.status = status
         super().__init__(message)
+
+    def fields(self) -> dict[str, object]:
+        return {**super().fields(), "operation": self.operation or None, "key": self.key or None, "status": self.status}
 
 
 

@@ -105,7 +105,13 @@ class Association(_Model):
 
 
 class Content(_Model):
-    """What the article says. Everything here, and nothing else, goes into ``content_sha256``."""
+    """What the article says. Everything here, and nothing else, goes into ``content_sha256``.
+
+    Its times are the input's: they keep the UTC offset the input gave (a newsroom wants a story's local
+    publication time, and the offset is part of what the agency said); a time given without one is read in
+    the source's ``timezone``, else UTC. Times ingest itself records (``created_at``, ``received_at``, the
+    feed's ``time``) are UTC. Either way each is one instant; a CMS compares them as instants.
+    """
 
     headline: NonEmpty = Field(description="The headline, once (a repeated headline line is dropped).")
     byline: str | None = Field(default=None, description="Author credit as given by the input.")
@@ -113,12 +119,17 @@ class Content(_Model):
     tags: list[str] = Field(default_factory=list, description="Keywords or subjects, as given by the input.")
     language: str | None = Field(default=None, description="BCP 47 language tag, when the input gives one.")
     url: str | None = Field(default=None, description="Canonical URL of the article, when known.")
-    published_at: datetime | None = Field(default=None, description="First publication time from the input.")
-    updated_at: datetime | None = Field(default=None, description="Last update time stated by the input.")
+    published_at: datetime | None = Field(
+        default=None, description="First publication time from the input, in the input's own UTC offset."
+    )
+    updated_at: datetime | None = Field(
+        default=None, description="Last update time stated by the input, in the input's own UTC offset."
+    )
     withdrawn: bool = Field(default=False, description="True when the source withdrew (killed) the story.")
     embargoed: datetime | None = Field(
         default=None,
-        description="Not to be published before this time; a CMS must hold the story until then.",
+        description="Not to be published before this time, in the input's own UTC offset; a CMS must hold the "
+        "story until then.",
     )
     slugline: str | None = Field(default=None, description="The agency's slugline (keyword line), as given.")
     urgency: int | None = Field(

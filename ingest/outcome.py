@@ -2,9 +2,10 @@
 
 The outcome words and the JSON field names are what ``ingest file --json`` prints and what scripts
 read: ``created`` (v1 of a new article), ``updated`` (a new version), ``withdrawn`` (a new version in
-which the source killed the story: its document's action is ``withdrawn`` too), ``unchanged`` (same
-content as the latest: nothing written), ``stale`` (an earlier, superseded content or an older input
-version: nothing written), ``failed`` (refused, with the reason).
+which the source killed the story: its document's action is ``withdrawn`` too), ``rolled_back`` (a new
+version with an earlier version's content, made by ``ingest rollback``: its action is ``rolled_back`` too),
+``unchanged`` (same content as the latest: nothing written), ``stale`` (an earlier, superseded content or an
+older input version: nothing written), ``failed`` (refused, with the reason).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Literal
 
 from ingest.errors import InputError, printable
 
-OutcomeWord = Literal["created", "updated", "withdrawn", "unchanged", "stale", "failed"]
+OutcomeWord = Literal["created", "updated", "withdrawn", "rolled_back", "unchanged", "stale", "failed"]
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field, PrivateAttr
 
 from ingest.errors import printable
 from ingest.outcome import Outcome
+from ingest.settings import in_use
 
 LogFormat = Literal["text", "json"]
 #: A run's file records stay in memory up to this size, then go to a temporary file.
@@ -89,6 +90,13 @@ class RunReport(BaseModel):
         default_factory=dict, description="Sources that could not be swept, by name, with the reason."
     )
     error: str | None = Field(default=None, description="Why the run itself failed, if it did.")
+    config_file: str | None = Field(
+        default=None,
+        description="The config file the run's settings were read from (absolute path); null when none was "
+        "found and the defaults and INGEST_* variables were used.",
+    )
+    bucket: str = Field(default="", description="The bucket the run stored its documents in.")
+    prefix: str = Field(default="", description="The key prefix under that bucket ('' for none).")
 
     _log: _RecordLog = PrivateAttr(default_factory=lambda: _RecordLog())
 
@@ -150,6 +158,10 @@ class RunReport(BaseModel):
         if self.error:
             line += f"; RUN FAILED: {self.error}"
         return line
+
+    def in_use_note(self) -> str:
+        """One line naming the config file and the bucket the run used (``ingest run``, ``ingest watch``)."""
+        return f"note: {in_use(self.config_file, self.bucket, self.prefix)}"
 
     def not_taken_note(self) -> str | None:
         """One line saying which sub-folders hold files that are never taken (``not_taken``); None when none do."""
@@ -264,11 +276,17 @@ def setup_logging(fmt: LogFormat, debug: bool, stream: TextIO | None = None) -> 
 class Reporter:
     """Shows a run as it goes: file lines (text) or JSON events, and a progress bar on a terminal."""
 
-    def __init__(self, fmt: LogFormat, out: TextIO | None = None, err: TextIO | None = None) -> None:
+    def __init__(
+        self, fmt: LogFormat, out: TextIO | None = None, err: TextIO | None = None, *, in_use_note: bool = False
+    ) -> None:
         self.fmt = fmt
         self.out = out or sys.stdout
         self.err = err or sys.stderr
         self.progress = fmt == "text" and self.err.isatty()
+        #: Print ``RunReport.in_use_note`` under a summary, once until it changes (a watch reloaded): JSON run
+        #: events always carry ``config_file``, ``bucket`` and ``prefix``.
+        self.in_use_note = in_use_note
+        self._noted: str | None = None
         self._done = 0
         self._total = 0
 
@@ -304,6 +322,9 @@ class Reporter:
                 log.info(note, extra={"event": {"event": "not_taken", "not_taken": report.not_taken}})
         else:
             print(report.summary(), file=self.out, flush=True)
+            if self.in_use_note and report.in_use_note() != self._noted:
+                self._noted = report.in_use_note()
+                print(self._noted, file=self.out, flush=True)
             if note is not None:
                 print(note, file=self.out, flush=True)
 

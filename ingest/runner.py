@@ -24,6 +24,7 @@ The clock is passed in (``clock``), so settling and lease expiry can be tested w
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -79,6 +80,10 @@ class Commits(Protocol):
         backfill: bool = False,
     ) -> list[Outcome]: ...
 
+    def close(self) -> None:
+        """Let go of what it holds (a ``LaneCommitter``'s processes); for a watch that replaces it on reload."""
+        ...
+
 
 class Dispatched(Protocol):
     """Knows which files are already with the workers (``ingest.engine.Dispatcher``)."""
@@ -112,7 +117,12 @@ def run_once(
     report_id = new_run_id(clock()) if committer else None
     committer = committer or Committer.configured(store, settings, clock=clock)
     report = RunReport(
-        run_id=report_id or committer.run_id, started_at=clock(), sources=[s.settings.name for s in sources]
+        run_id=report_id or committer.run_id,
+        started_at=clock(),
+        sources=[s.settings.name for s in sources],
+        config_file=os.path.abspath(settings.config_file) if settings.config_file else None,
+        bucket=settings.bucket,
+        prefix=settings.prefix,
     )
     started = time.monotonic()
     pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="sweep")
@@ -342,6 +352,36 @@ class Watched:
     failing: str | None
 
 
+@dataclass(frozen=True)
+class Watching:
+    """What a watch sweeps with, all made from one ``Settings``: at the start, and again on each reload."""
+
+    settings: Settings
+    store: Store
+    sources: Sequence[Source]
+    committer: Commits | None = None
+    dispatcher: Dispatcher | None = None
+    dispatched: Dispatched | None = None
+    after_sweep: Callable[[], object] | None = None
+
+
+class Reload:
+    """A config reload asked of a running watch (``ingest watch`` on SIGHUP).
+
+    ``request`` only sets a flag, so a signal handler may call it. The watch looks at the flag between sweeps
+    (a pause ends early for it) and calls ``load``, which reads the settings again and makes a new
+    ``Watching`` of them. A ``load`` that raises a ``RunError`` (a config file that does not load, a source
+    that cannot be opened, a missing webhook secret) leaves the watch as it was, with one error log line.
+    """
+
+    def __init__(self, load: Callable[[], Watching]) -> None:
+        self.load = load
+        self.requested = threading.Event()
+
+    def request(self) -> None:
+        self.requested.set()
+
+
 def _chunks(items: Iterable[Candidate], size: int) -> Iterator[list[Candidate]]:
     chunk: list[Candidate] = []
     for item in items:
@@ -486,10 +526,13 @@ def watch(
     dispatched: Dispatched | None = None,
     committer: Commits | None = None,
     after_sweep: Callable[[], object] | None = None,
+    reload: Reload | None = None,
 ) -> Watched:
     """Sweep until ``stop`` is set; returns how many files were refused in all, and whether the last sweep
     failed (a wedged source or unreachable storage: then the watch does not end green). ``after_sweep`` is
     called after each sweep (``ingest watch`` delivers webhooks there: ``ingest.webhooks.Notifier.poll``).
+    With ``reload``, a reload it is asked for between sweeps replaces everything above but ``reporter`` and
+    ``stop`` (see ``Reload``); the counts go on.
 
     Storage that is unreachable does not end a watch: the sweep is reported, and the next one comes after
     a pause that doubles while it lasts (up to 5 minutes). A source that cannot be swept is reported each
@@ -504,6 +547,19 @@ def watch(
     # One run id for the whole watch: leases a failed sweep could not release are still its own.
     committer = committer or Committer.configured(store, settings, clock=clock)
     while not stop.is_set():
+        if reload is not None and reload.requested.is_set():
+            reload.requested.clear()
+            try:
+                new = reload.load()
+            except RunError as exc:
+                log.error("config not reloaded, still watching as before: %s", exc)
+            else:
+                settings, store, sources = new.settings, new.store, new.sources
+                committer = new.committer or Committer.configured(store, settings, clock=clock)
+                dispatcher, dispatched, after_sweep = new.dispatcher, new.dispatched, new.after_sweep
+                pause = settings.poll_seconds
+                where = ", ".join(s.settings.location for s in sources)
+                log.info("config reloaded (%s): watching %s every %.1f s", settings.in_use(), where, pause)
         now = clock()
         heartbeat = last_report is None or (now - last_report).total_seconds() >= IDLE_REPORT_SECONDS
         try:
@@ -537,8 +593,21 @@ def watch(
                 last_report = now
         if after_sweep is not None and not stop.is_set():
             after_sweep()
-        stop.wait(pause)
+        _rest(stop, pause, reload)
     return Watched(refused, failing)
+
+
+def _rest(stop: threading.Event, seconds: float, reload: Reload | None) -> None:
+    """Wait ``seconds``, or until stopped, or until a reload is asked for (looked at every half second)."""
+    if reload is None:
+        stop.wait(seconds)
+        return
+    deadline = time.monotonic() + seconds
+    while not stop.is_set() and not reload.requested.is_set():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        stop.wait(min(left, 0.5))
 
 
 def open_sources(settings: Settings, open_store: Callable[[str], Store]) -> list[Source]:

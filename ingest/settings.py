@@ -304,6 +304,10 @@ class Settings(BaseModel):
         """The YAML file these settings were read from; None when none was (or they were not loaded)."""
         return self._config_file
 
+    def in_use(self) -> str:
+        """Which config file and bucket these settings use, in words for a note or a help page."""
+        return in_use(self.config_file, self.bucket, self.prefix)
+
     bucket: str = Field(default="ingest", min_length=3, max_length=63, description="S3 bucket for documents.")
     prefix: str = Field(default="", description="Key prefix under the bucket; empty for none.")
     max_bytes: int = Field(default=5 * 1024 * 1024, gt=0, description="Largest input file accepted, in bytes.")
@@ -474,9 +478,7 @@ def load_settings(
 ) -> Settings:
     """Merge defaults, the config file, ``INGEST_*`` variables and flags (``None`` flags are unset)."""
     env = os.environ if env is None else env
-    path = config or (Path(env["INGEST_CONFIG"]) if env.get("INGEST_CONFIG") else None)
-    explicit = path is not None
-    path = path or _DEFAULT_CONFIG
+    path, explicit = config_location(config, env)
     merged: dict[str, Any] = {}
     origin: dict[str, str] = {}
     read = path.is_file()
@@ -505,6 +507,21 @@ def load_settings(
         raise ConfigError(describe_settings_error(exc, "settings", origin)) from exc
     settings._config_file = path if read else None
     return settings
+
+
+def config_location(config: Path | None = None, env: Mapping[str, str] | None = None) -> tuple[Path, bool]:
+    """The config file ``load_settings`` reads: ``config`` (``--config``), else ``$INGEST_CONFIG``, else
+    ``./config/ingest.yaml``; and whether it was named (a named file must exist, the default may not)."""
+    env = os.environ if env is None else env
+    named = config or (Path(env["INGEST_CONFIG"]) if env.get("INGEST_CONFIG") else None)
+    return (named, True) if named is not None else (_DEFAULT_CONFIG, False)
+
+
+def in_use(config_file: Path | str | None, bucket: str, prefix: str) -> str:
+    """``config /srv/ingest/config/ingest.yaml, bucket s3://ingest/news/``: what a command says it used (its
+    config file as an absolute path, as a command run from elsewhere finds another one, or none)."""
+    config = f"config {os.path.abspath(config_file)}" if config_file else "no config file (defaults and INGEST_*)"
+    return f"{config}, bucket s3://{bucket}/{prefix}"
 
 
 def read_yaml(path: Path) -> Any:

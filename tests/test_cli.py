@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import shlex
 import socket
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -19,7 +21,7 @@ import pytest
 
 from ingest.cli import build_parser
 from ingest.stores.s3 import S3Store
-from tests.conftest import EXAMPLES, SEED, cli, need_shared
+from tests.conftest import BUCKET, EXAMPLES, SEED, cli, need_shared
 
 #: Each command and words of its own description that its help page must show.
 COMMANDS = {
@@ -141,7 +143,7 @@ def test_file_show_history_diff_rollback_changes(tmp_path: Path, cli_env: dict[s
     same = cli("diff", "bridge", "2", "2", env=cli_env).stdout
     assert same == "bridge: v2 and v2 have the same content\n"
     rolled = cli("rollback", "bridge", "--to", "1", "--note", "Revert", env=cli_env)
-    assert rolled.returncode == 0 and rolled.stdout.startswith("updated    bridge@v1 -> ")
+    assert rolled.returncode == 0 and rolled.stdout.startswith("rolled_back bridge@v1 -> ")  # its action, not "updated"
     assert json.loads(cli("show", "bridge", env=cli_env).stdout)["action"] == "rolled_back"
     assert cli("rollback", "bridge", "--to", "1", "--note", "  ", env=cli_env).returncode == 2
     changes = [json.loads(line) for line in cli("changes", "--json", env=cli_env).stdout.splitlines()]
@@ -199,6 +201,95 @@ def test_debug_shows_the_traceback_but_keeps_the_exit_code(tmp_path: Path) -> No
     assert out.stderr.splitlines()[-1].startswith("error: storage unreachable")
 
 
+def test_with_json_logs_every_line_on_stderr_is_json_the_last_error_too(tmp_path: Path) -> None:
+    story = tmp_path / "s.txt"
+    story.write_text("Headline\n\nBody.\n")
+    for extra in ([], ["--debug"]):
+        out = cli("file", "--log-format", "json", *extra, str(story), env=_storage_down_env())
+        assert out.returncode == 2
+        lines = [json.loads(line) for line in out.stderr.splitlines()]  # every line is JSON: none is "error: ..."
+        final = lines[-1]
+        assert final["message"].startswith("storage unreachable: HEAD bucket ingest failed after retrying")
+        assert (final["level"], final["event"], final["error"], final["transient"]) == (
+            "error",
+            "error",
+            "StoreUnavailable",
+            True,
+        )
+        assert (final["operation"], final["key"], final["exit_code"]) == ("HEAD bucket ingest", None, 2)
+        assert ("traceback" in final) == bool(extra)  # --debug: the traceback, inside the JSON object
+    (tmp_path / "empty.txt").write_text("")
+    refused = cli("parse", "--log-format", "json", str(tmp_path / "empty.txt"), str(story))
+    [line] = refused.stderr.splitlines()
+    assert {k: v for k, v in json.loads(line).items() if k not in ("time", "logger")} == {
+        "level": "error",
+        "message": f"{tmp_path / 'empty.txt'}: is empty: no headline and no body",
+        "event": "error",
+        "error": "InvalidDocument",
+        "transient": False,
+        "path": str(tmp_path / "empty.txt"),
+        "check": "headline",
+        "field": "headline",
+    }
+    assert refused.returncode == 1 and json.loads(refused.stdout)["headline"] == "Headline"
+    text = cli("parse", "--log-format", "text", str(tmp_path / "empty.txt"))  # text: exactly as before
+    assert text.stderr == f"error: {tmp_path / 'empty.txt'}: is empty: no headline and no body\n"
+
+
+def test_a_command_run_where_no_config_is_found_warns_and_its_help_says_what_it_would_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no config/ingest.yaml here
+    env = {"PATH": "/usr/bin:/bin", "INGEST_BUCKET": "news-docs"}
+    story = tmp_path / "s.txt"
+    story.write_text("Headline\n\nBody.\n")
+    out = cli("parse", str(story), env=env)
+    assert out.returncode == 0 and json.loads(out.stdout)["headline"] == "Headline"
+    assert out.stderr == (
+        f"warning: no config file found (no {tmp_path}/config/ingest.yaml; --config or $INGEST_CONFIG names one): "
+        "using the defaults and INGEST_* variables, bucket s3://news-docs/\n"
+    )
+    logged = json.loads(cli("parse", "--log-format", "json", str(story), env=env).stderr)
+    assert (logged["level"], logged["event"], logged["bucket"]) == ("warning", "no_config", "news-docs")
+    for args in (["--help"], ["file", "--help"], ["run", "--help"]):
+        page = " ".join(cli(*args, env=env).stdout.split())
+        assert "in use here: no config file (defaults and INGEST_*), bucket s3://news-docs/" in page, args
+    config = tmp_path / "elsewhere.yaml"
+    config.write_text("bucket: other-docs\nprefix: wires\n")
+    for args in (["file", "--config", str(config), "--help"], ["run", "--help", f"--config={config}"]):
+        page = " ".join(cli(*args, env=env).stdout.split())
+        assert f"in use here: config {config}, bucket s3://news-docs/wires/" in page, args  # $INGEST_BUCKET wins
+    page = " ".join(cli("show", "--bucket", "flag-docs", "--config", str(config), "--help", env=env).stdout.split())
+    assert f"in use here: config {config}, bucket s3://flag-docs/wires/" in page  # and a flag over that, as in a run
+    assert cli("parse", "--config", str(config), str(story), env=env).stderr == ""  # a config file: no warning
+
+
+def test_retry_failed_takes_names_and_a_dry_run(tmp_path: Path) -> None:
+    drop = tmp_path / "drop"
+    (drop / "failed").mkdir(parents=True)
+    for name in ("a.txt", "b.txt"):
+        (drop / "failed" / name).write_text("Headline\n\nBody.\n")
+        (drop / "failed" / f"{name}.error.json").write_text("{}")
+    listed = sorted(p.name for p in (drop / "failed").iterdir())
+    dry = cli("retry-failed", "--source", str(drop), "--dry-run")
+    assert (dry.returncode, dry.stdout.splitlines()) == (
+        0,
+        [
+            f"would requeue {drop}/failed/a.txt",
+            f"would requeue {drop}/failed/b.txt",
+            "drop: 2 files would be put back (dry run: nothing moved)",
+        ],
+    )
+    assert sorted(p.name for p in (drop / "failed").iterdir()) == listed
+    unknown = cli("retry-failed", "--source", str(drop), "b.txt", "nope.txt")
+    assert (unknown.returncode, unknown.stdout) == (1, "")
+    assert unknown.stderr == f"error: nope.txt: not in failed/ of drop ({drop}); nothing was put back\n"
+    one = cli("retry-failed", "--source", str(drop), "b.txt")
+    assert (one.returncode, one.stdout.splitlines()) == (0, [f"requeued   {drop}/b.txt", "drop: 1 file put back"])
+    assert sorted(p.name for p in drop.iterdir() if p.is_file()) == ["b.txt"]
+    assert sorted(p.name for p in (drop / "failed").iterdir()) == ["a.txt", "a.txt.error.json"]
+
+
 def test_bad_config_is_exit_2_naming_the_key(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("bucket: NOT_VALID\n")
@@ -249,3 +340,39 @@ def test_file_reads_names_from_stdin_when_given_a_dash(
     assert ran.returncode == 0, ran.stderr
     assert [line.split()[0] for line in ran.stdout.splitlines()] == ["created"] * 3
     assert all(f"listed-{n}.txt" in ran.stdout for n in range(3))
+
+
+@pytest.mark.s3
+def test_file_and_run_say_which_config_and_bucket_they_used(
+    tmp_path: Path, cli_env: dict[str, str], prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    story = tmp_path / "s.txt"
+    story.write_text("Headline\n\nBody.\n")
+    config = (Path("config") / "ingest.yaml").absolute()
+    here = cli("file", str(story), env=cli_env)  # from the checkout: its config file
+    assert here.returncode == 0 and here.stdout.startswith("created ") and len(here.stdout.splitlines()) == 1
+    assert here.stderr == f"note: config {config}, bucket s3://{BUCKET}/{prefix}\n"  # stdout: one line per file
+    monkeypatch.chdir(tmp_path)  # run from elsewhere: no config file, and it says so first
+    story.write_text("Headline\n\nBody, corrected.\n")
+    there = cli("file", str(story), env=cli_env)
+    assert there.returncode == 0 and there.stdout.startswith("updated ")
+    warning, note = there.stderr.splitlines()
+    assert warning.startswith(f"warning: no config file found (no {tmp_path}/config/ingest.yaml;")
+    assert note == f"note: no config file (defaults and INGEST_*), bucket s3://{BUCKET}/{prefix}"
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "x.txt").write_text("Another\n\nStory.\n")
+    os.utime(drop / "x.txt", (time.time() - 60, time.time() - 60))
+    ran = cli("run", "--source", str(drop), "--log-format", "text", env=cli_env)
+    assert ran.returncode == 0, ran.stderr
+    summary, noted = ran.stdout.splitlines()[-2:]
+    assert summary.startswith("run ") and "1 created" in summary
+    assert noted == note
+    logged = cli("file", "--log-format", "json", str(story), env=cli_env)
+    in_use = json.loads(logged.stderr.splitlines()[-1])
+    assert (in_use["event"], in_use["config_file"], in_use["bucket"], in_use["prefix"]) == (
+        "in_use",
+        None,
+        BUCKET,
+        prefix,
+    )

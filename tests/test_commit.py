@@ -135,7 +135,8 @@ def test_a_resend_of_superseded_content_is_stale_and_rollback_restores_it() -> N
     assert stale.message == "same content as superseded v1; latest is v2"
     assert store.calls == {"GET": 1}
     out = committer(store).rollback("bridge", 1, "editor asked", "Bo")
-    assert (out.outcome, out.version, out.path) == ("updated", 3, "bridge@v1")
+    assert (out.outcome, out.version, out.path) == ("rolled_back", 3, "bridge@v1")
+    assert out.as_json()["outcome"] == "rolled_back" and out.line().startswith("rolled_back bridge@v1 -> ")
     keys = Keys(PREFIX, "bridge")
     v3 = doc(store, keys.latest)
     assert (v3.action, v3.rolled_back_to, v3.correction and v3.correction.note) == ("rolled_back", 1, "editor asked")

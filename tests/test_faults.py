@@ -88,7 +88,7 @@ def _lines(stdout: str, outcome: str) -> list[str]:
     """The file names of the ``<outcome>  <path> -> <key>`` lines, sorted; any other file line fails."""
     names = []
     for line in stdout.splitlines():
-        if line.startswith("run "):  # the run's summary
+        if line.startswith(("run ", "note: ")):  # the run's summary, and what it used
             continue
         word, path, arrow, _key = line.split()
         assert (word, arrow) == (outcome, "->"), line

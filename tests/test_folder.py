@@ -221,6 +221,26 @@ def test_a_refused_file_takes_its_marker_to_failed_and_back(drop: Path) -> None:
     assert sorted(p.name for p in drop.iterdir() if p.is_file()) == ["fixme.txt", "fixme.txt.done"]
 
 
+def test_retry_failed_puts_back_only_the_names_asked_for_and_a_dry_run_moves_nothing(drop: Path) -> None:
+    failed = drop / "failed"
+    failed.mkdir()
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (failed / name).write_text(story(1))
+        (failed / f"{name}.error.json").write_text("{}")
+        (failed / f"{name}.done").touch()
+    folder = Folder(SourceSettings(name="drop", location=str(drop), done_marker=".done"))
+    before = sorted(p.name for p in failed.iterdir())
+    assert folder.retry_failed(dry_run=True) == ["a.txt", "b.txt", "c.txt"]  # never its error file or marker
+    assert folder.retry_failed({"c.txt", "a.txt", "nope.txt"}, dry_run=True) == ["a.txt", "c.txt"]
+    assert sorted(p.name for p in failed.iterdir()) == before  # a dry run moves nothing
+    (drop / "a.txt").write_text("a new a.txt arrived meanwhile")
+    assert folder.retry_failed({"a.txt"}) == ["a-1.txt"]  # back beside it, never over it
+    assert sorted(p.name for p in drop.iterdir() if p.is_file()) == ["a-1.txt", "a-1.txt.done", "a.txt"]
+    assert sorted(p.name for p in failed.iterdir()) == [n for n in before if not n.startswith("a.")]
+    assert folder.retry_failed(set()) == []
+    assert folder.retry_failed() == ["b.txt", "c.txt"]
+
+
 def test_min_age_holds_files_of_writers_that_pause_longer_than_settling(drop: Path) -> None:
     store = MemoryStore()
     path = drop / "bridge.txt"

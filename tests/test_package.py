@@ -52,6 +52,7 @@ PUBLIC = [
     "Prepared",
     "ReadError",
     "RelatedLink",
+    "Reload",
     "Reporter",
     "RunError",
     "RunReport",
@@ -68,6 +69,7 @@ PUBLIC = [
     "StoreError",
     "StoreUnavailable",
     "VersionRecord",
+    "Watching",
     "__version__",
     "backfill",
     "committer_for",
@@ -140,6 +142,29 @@ def test_published_schema_requires_the_contract_fields_and_documents_round_trip(
     for path in EXAMPLES.glob("*.txt"):
         doc = preview(prepare(path.read_bytes(), path.name, RULES, received_at=T0), T0)
         assert Document.model_validate_json(doc.to_json()) == doc
+
+
+def test_times_the_input_states_keep_its_offset_times_ingest_records_are_utc_and_the_docs_say_which() -> None:
+    data = (
+        b"---\nid: t1\ndates:\n  published: 2026-11-23T09:00:00+02:00\n  updated: 2026-11-23T10:30:00+02:00\n"
+        b"embargoed: 2026-11-23T12:00:00-05:00\n---\nHeadline\n\nBody.\n"
+    )
+    stored = json.loads(preview(prepare(data, "t.md", RULES, received_at=T0), T0).to_json())
+    assert (stored["published_at"], stored["updated_at"], stored["embargoed"]) == (
+        "2026-11-23T09:00:00+02:00",  # the newsroom's local publication time, as the input gave it
+        "2026-11-23T10:30:00+02:00",
+        "2026-11-23T12:00:00-05:00",
+    )
+    assert stored["created_at"] == stored["source"]["received_at"] == "2026-11-24T08:00:00Z"
+    published = json.loads((schema.DEFAULT_DIR / "document.schema.json").read_text())["properties"]
+    for name in ("published_at", "updated_at", "embargoed"):
+        assert "in the input's own UTC offset" in published[name]["description"], name
+    assert "(UTC)" in published["created_at"]["description"]
+    readme = (ROOT / "README.md").read_text().splitlines()
+    [row] = [line for line in readme if line.startswith("| `published_at`, `updated_at` |")]
+    assert "in the input's own UTC offset" in row
+    [times] = [line for line in readme if line.startswith("**Times.**")]
+    assert "UTC" in times  # the paragraph under the document table that says which is which
 
 
 @pytest.mark.parametrize(

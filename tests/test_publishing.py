@@ -350,7 +350,7 @@ def test_withdrawn_wins_over_corrected_stays_once_and_a_rollback_is_a_rollback()
     assert (again.outcome, Archive(store, PREFIX).document(live.id).action) == ("updated", "updated")
     # Restoring the live version is a rollback, not a kill or an update.
     back = committer.rollback(live.id, 1, note="Withdrawn in error", editor="Ann")
-    assert (back.outcome, Archive(store, PREFIX).document(live.id).action) == ("updated", "rolled_back")
+    assert (back.outcome, Archive(store, PREFIX).document(live.id).action) == ("rolled_back", "rolled_back")
     assert [r.action for r in Archive(store, PREFIX).history(live.id)] == [
         "created",
         "withdrawn",

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,11 +19,11 @@ from pathlib import Path
 import pytest
 
 from ingest.api import open_sources, retry_failed
-from ingest.errors import ConfigError, SourceError, StoreDenied, StoreUnavailable
+from ingest.errors import ConfigError, NotFound, SourceError, StoreDenied, StoreUnavailable
 from ingest.keys import Keys, run_key
 from ingest.models import Document
 from ingest.report import Reporter, RunReport
-from ingest.runner import run_once, watch
+from ingest.runner import Reload, Watching, run_once, watch
 from ingest.settings import Settings, SourceSettings, load_settings
 from ingest.sources import Candidate, Source
 from ingest.stores.faults import FaultyStore
@@ -137,6 +139,39 @@ def test_retry_failed_puts_files_back_for_the_next_run(tmp_path: Path) -> None:
     assert not (drop / "failed" / "fixme.txt.error.json").exists()
     (drop / "fixme.txt").write_text("Only a headline\n\nAnd now a body.\n")
     assert sweep(store, drop, settle_seconds=0).counts == {"created": 1}
+
+
+def test_retry_failed_takes_names_and_a_dry_run_and_refuses_an_unknown_name_before_moving_any(
+    tmp_path: Path,
+) -> None:
+    drop, inbox = tmp_path / "drop", MemoryStore("inbox-bucket")
+    (drop / "failed").mkdir(parents=True)
+    for name in ("fixme.txt", "other.txt"):
+        (drop / "failed" / name).write_text(story(1))
+        (drop / "failed" / f"{name}.error.json").write_text("{}")
+        inbox.put(f"in/failed/{name}", story(2).encode())
+        inbox.put(f"in/failed/{name}.error.json", b"{}")
+    inbox.put("in/failed/inbox-only.txt", story(3).encode())
+    settings = settings_with(
+        SourceSettings(name="drop", location=str(drop)), SourceSettings(name="inbox", location="s3://inbox-bucket/in/")
+    )
+
+    def retry(names: list[str] | None = None, dry_run: bool = False) -> list[tuple[str, list[str]]]:
+        back = retry_failed(settings, names, dry_run=dry_run, open_store=lambda bucket: inbox)
+        return [(source.settings.name, names) for source, names in back]
+
+    everything = [("drop", ["fixme.txt", "other.txt"]), ("inbox", ["fixme.txt", "inbox-only.txt", "other.txt"])]
+    assert retry(dry_run=True) == everything
+    assert retry(["inbox-only.txt"], dry_run=True) == [("drop", []), ("inbox", ["inbox-only.txt"])]
+    with pytest.raises(NotFound, match=r"^nope\.txt, gone\.txt: not in failed/ of drop \(.*\), inbox \(s3://"):
+        retry(["fixme.txt", "nope.txt", "gone.txt"])
+    assert retry(dry_run=True) == everything  # nothing moved by a dry run, nor by a refused name
+    # A name may be given as a path (copied from a run's output): it counts by its last part.
+    assert retry([str(drop / "failed" / "fixme.txt")]) == [("drop", ["fixme.txt"]), ("inbox", ["fixme.txt"])]
+    assert (drop / "fixme.txt").exists() and not (drop / "failed" / "fixme.txt.error.json").exists()
+    assert inbox.exists("in/fixme.txt") and not inbox.exists("in/failed/fixme.txt.error.json")
+    inbox.put("in/other.txt", b"a new other.txt arrived meanwhile")
+    assert retry() == [("drop", ["other.txt"]), ("inbox", ["inbox-only.txt", "other-1.txt"])]  # never over it
 
 
 def test_an_s3_inbox_takes_objects_and_moves_them_by_prefix() -> None:
@@ -415,6 +450,96 @@ def test_a_watch_stopped_while_a_source_is_wedged_does_not_end_green(tmp_path: P
     watched = watch(settings, MemoryStore(), open_sources(settings), reporter, stop, clock=lambda: NOW)
     assert watched.failing is not None and "typo" in watched.failing
     assert len(list((good / "processed").rglob("*.txt"))) == 1  # the good source was swept all the same
+
+
+def test_a_reload_asked_of_a_watch_swaps_its_settings_and_one_that_fails_keeps_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = MemoryStore()
+    first, second = tmp_path / "first", tmp_path / "second"
+    fill(first, 1)
+    second.mkdir()
+    (second / "late.txt").write_text(story(7))
+    aged(second / "late.txt")
+    stop = threading.Event()
+    sweeps: list[str] = []
+
+    def swept(name: str) -> None:
+        sweeps.append(name)
+        if len(sweeps) <= 2:  # asked while the watch waits out its 60 s pause: the pause ends for it
+            threading.Timer(0.05, reload.request).start()
+        elif name == "second":
+            stop.set()
+
+    def watching(location: Path, poll_seconds: float) -> Watching:
+        source = SourceSettings(name=location.name, location=str(location), settle_seconds=0)
+        settings = settings_with(source, poll_seconds=poll_seconds)
+        sources = open_sources(settings, open_store=lambda bucket: store)
+        return Watching(settings, store, sources, after_sweep=lambda: swept(location.name))
+
+    loads: list[Watching | ConfigError] = [
+        ConfigError("config/ingest.yaml: not valid YAML: mapping values are not allowed here"),
+        watching(second, 0.01),
+    ]
+
+    def load() -> Watching:
+        loaded = loads.pop(0)
+        if isinstance(loaded, ConfigError):
+            raise loaded
+        return loaded
+
+    reload = Reload(load)
+    start = watching(first, 60.0)
+    began = time.monotonic()
+    with caplog.at_level(logging.INFO, logger="ingest.run"):
+        watched = watch(
+            start.settings,
+            store,
+            start.sources,
+            Reporter("text", out=io.StringIO()),
+            stop,
+            clock=lambda: NOW,
+            after_sweep=start.after_sweep,
+            reload=reload,
+        )
+    assert time.monotonic() - began < 30  # neither reload waited for the 60 s pause to end
+    assert sweeps == ["first", "first", "second"]  # the reload that failed kept the old sources
+    assert (watched.refused, watched.failing, loads) == (0, None, [])
+    assert len(list((first / "processed").rglob("*.txt"))) == len(list((second / "processed").rglob("*.txt"))) == 1
+    [kept] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert kept.getMessage() == (
+        "config not reloaded, still watching as before: config/ingest.yaml: not valid YAML: mapping values are "
+        "not allowed here"
+    )
+    [done] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("config reloaded")]
+    assert f"watching {second} every 0.0 s" in done and "bucket s3://ingest/t/" in done
+
+
+def test_a_run_names_its_config_and_bucket_under_the_summary_once(tmp_path: Path) -> None:
+    store = MemoryStore()
+    drop = tmp_path / "drop"
+    settings = settings_with(SourceSettings(name="drop", location=str(drop)), bucket="news-docs")
+    sources = open_sources(settings, open_store=lambda bucket: store)
+    out = io.StringIO()
+    reporter = Reporter("text", out=out, in_use_note=True)
+    for n in range(2):
+        fill(drop, n + 1)
+        report = run_once(settings, store, sources, reporter, clock=lambda: NOW)
+    config = Path("config/ingest.yaml").absolute()  # the tests run from the checkout, which has one
+    assert (report.config_file, report.bucket, report.prefix) == (str(config), "news-docs", PREFIX)
+    lines = out.getvalue().splitlines()
+    note = f"note: config {config}, bucket s3://news-docs/{PREFIX}"
+    assert [line for line in lines if line.startswith(("run ", "note: "))] == [
+        lines[1],
+        note,  # under the first summary only: the watch's later sweeps used the same
+        lines[-1],
+    ]
+    assert lines[-1].startswith("run ") and lines[1].startswith("run ")
+    quiet = io.StringIO()
+    run_once(settings, store, sources, Reporter("text", out=quiet), clock=lambda: NOW)
+    assert "note:" not in quiet.getvalue()  # a library caller's reporter says it only when asked
+    stored = store.get(run_key(PREFIX, report.run_id))
+    assert stored is not None and RunReport.model_validate_json(stored.body).bucket == "news-docs"
 
 
 def test_a_run_report_streams_its_records_and_reads_back_whole(tmp_path: Path) -> None:

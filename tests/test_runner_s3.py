@@ -143,6 +143,64 @@ def test_run_exit_codes_and_watch_stops_cleanly_on_sigterm(tmp_path: Path, cli_e
     assert "Traceback" not in err
 
 
+def test_watch_reloads_its_config_on_sighup_and_keeps_the_old_one_when_the_new_does_not_load(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    config = tmp_path / "ingest.yaml"
+
+    def configure(*folders: Path) -> None:
+        sources = "".join(f"  - {{name: {f.name}, location: {f}, settle_seconds: 0}}\n" for f in folders)
+        config.write_text(f"poll_seconds: 0.2\nsources:\n{sources}")
+
+    def arrives(folder: Path, name: str) -> None:
+        (folder / name).write_text(f"{name} headline\n\nIts body.\n")
+        deadline = time.time() + 60
+        while not list((folder / "processed").rglob(name)) and time.time() < deadline:
+            time.sleep(0.05)
+        assert list((folder / "processed").rglob(name)), f"{name} not taken from {folder}"
+
+    def logged(text: str) -> None:
+        deadline = time.time() + 60
+        while text not in err.read_text() and time.time() < deadline:
+            time.sleep(0.05)
+        assert text in err.read_text()
+
+    configure(first)
+    err = tmp_path / "watch.err"
+    env = {**cli_env, "INGEST_CONFIG": str(config)}
+    with err.open("w") as stderr:
+        watcher = subprocess.Popen(
+            [sys.executable, "-m", "ingest", "watch", "--log-format", "json"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:
+        arrives(first, "one.txt")
+        config.write_text("sources: [\n")  # a broken edit: the watch goes on with what it had
+        watcher.send_signal(signal.SIGHUP)
+        logged("config not reloaded, still watching as before")
+        arrives(first, "two.txt")
+        configure(first, second)
+        watcher.send_signal(signal.SIGHUP)
+        logged("config reloaded")
+        arrives(second, "three.txt")  # a source only the new config has
+        assert watcher.poll() is None  # SIGHUP never stopped it
+    finally:
+        watcher.send_signal(signal.SIGTERM)
+        watcher.wait(timeout=60)
+    assert watcher.returncode == 0, err.read_text()
+    events = [json.loads(line) for line in err.read_text().splitlines()]  # JSON logs: every line
+    [kept] = [e for e in events if e["message"].startswith("config not reloaded")]
+    assert kept["level"] == "error" and f"{config}: not valid YAML" in kept["message"]
+    [reloaded] = [e for e in events if e["message"].startswith("config reloaded")]
+    assert f"config {config}" in reloaded["message"]
+    assert f"watching {first}, {second} every 0.2 s" in reloaded["message"]
+
+
 class LostRenewal(FaultProxy):
     """Loses the reply to the first lease renewal (a conditional PUT under locks/): the store applies it,
     the client never hears, and its retry then loses the condition to its own write."""

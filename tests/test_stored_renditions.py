@@ -118,7 +118,7 @@ def test_a_rollback_publishes_its_renditions_too() -> None:
     committer(store).commit([item()])
     committer(store).commit([item(STORY.replace("Friday", "Saturday"))])
     out = committer(store).rollback("bridge", 1, "Legal asked to restore v1", None)
-    assert (out.outcome, out.version) == ("updated", 3)
+    assert (out.outcome, out.version) == ("rolled_back", 3)
     assert_renditions(store, PREFIX, "bridge", 3)
 
 

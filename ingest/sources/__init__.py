@@ -10,7 +10,7 @@ and stays for the next run.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from fnmatch import fnmatch
@@ -114,8 +114,10 @@ class Source(Protocol):
         """Move a refused file to ``failed/`` with ``<name>.error.json``; returns where it went."""
         ...
 
-    def retry_failed(self) -> list[str]:
-        """Put every file in ``failed/`` back, dropping its error file; returns the names."""
+    def retry_failed(self, names: Collection[str] | None = None, *, dry_run: bool = False) -> list[str]:
+        """Put every file in ``failed/`` (or only those of ``names``, names in ``failed/``; others are not
+        looked for) back, dropping its error file; returns the names they went back under. With ``dry_run``,
+        moves nothing and returns the names in ``failed/`` that would go back."""
         ...
 
 

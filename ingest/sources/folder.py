@@ -17,7 +17,8 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Iterator
+from array import array
+from collections.abc import Collection, Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -45,13 +46,13 @@ class Folder(ReadMemory[tuple[int, int, int, int]]):  # a file as read: (device,
             raise SourceError(f"source {self.settings.name}: {self.root} is not a folder")
         self._check_reserved()
         with os.scandir(self.root) as listing:
-            order = sorted(_arrival(entry) for entry in listing)
+            order = _Packed(sorted(_arrival(entry) for entry in listing))
         waiting: list[str] = []
         not_taken: dict[str, int] = {}
         return Scan(self._ready(order, now, waiting, not_taken), waiting, not_taken)
 
     def _ready(
-        self, order: list[bytes], now: float, waiting: list[str], not_taken: dict[str, int]
+        self, order: _Packed, now: float, waiting: list[str], not_taken: dict[str, int]
     ) -> Iterator[Candidate]:
         real_root = self.root.resolve()
         marker = self.settings.done_marker
@@ -212,7 +213,7 @@ class Folder(ReadMemory[tuple[int, int, int, int]]):  # a file as read: (device,
         error_file.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         return str(target)
 
-    def retry_failed(self) -> list[str]:
+    def retry_failed(self, names: Collection[str] | None = None, *, dry_run: bool = False) -> list[str]:
         failed = self.root / FAILED
         if not failed.is_dir():
             return []
@@ -223,6 +224,11 @@ class Folder(ReadMemory[tuple[int, int, int, int]]):  # a file as read: (device,
                 continue
             if marker and path.name.endswith(marker):
                 continue  # goes back with its file, below
+            if names is not None and path.name not in names:
+                continue
+            if dry_run:
+                moved.append(path.name)
+                continue
             target = _free_name(self.root / path.name)
             os.replace(path, target)
             path.with_name(path.name + ".error.json").unlink(missing_ok=True)
@@ -320,6 +326,25 @@ def _arrival(entry: os.DirEntry[str]) -> bytes:
 
 
 _EPOCH_OFFSET = 1 << 63  # so that times before 1970 (negative) sort before those after
+
+
+class _Packed:
+    """Sorted arrival keys packed into one buffer while a sweep goes through them: 100,000 keys hold about
+    2 MB here instead of 7 MB as separate bytes objects (which are freed once packed)."""
+
+    def __init__(self, keys: list[bytes]) -> None:
+        self._ends = array("Q")
+        self._blob = bytearray()
+        for key in keys:
+            self._blob += key
+            self._ends.append(len(self._blob))
+        keys.clear()
+
+    def __iter__(self) -> Iterator[bytes]:
+        start = 0
+        for end in self._ends:
+            yield bytes(self._blob[start:end])
+            start = end
 
 
 def _name(key: bytes) -> str:

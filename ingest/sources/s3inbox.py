@@ -14,7 +14,7 @@ never archived unread. The delete only ever happens after the copy succeeded.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from datetime import datetime
 
 from ingest.errors import Check, ReadError, SourceChanged, StoreError
@@ -109,18 +109,23 @@ class S3Inbox(ReadMemory[str]):  # an object as read: its ETag (a re-upload sinc
         self.store.put(target + ".error.json", (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode())
         return f"s3://{self.store.bucket}/{target}"
 
-    def retry_failed(self) -> list[str]:
+    def retry_failed(self, names: Collection[str] | None = None, *, dry_run: bool = False) -> list[str]:
         moved = []
         marker = self.settings.done_marker
         for key in list(self.store.list_keys(self.prefix + FAILED)):
             name = key.rsplit("/", 1)[-1]
             if name.endswith(".error.json") or (marker and name.endswith(marker)):
                 continue  # a done marker goes back with its file, below
+            if names is not None and name not in names:
+                continue
+            if dry_run:
+                moved.append(name)
+                continue
             target = self._free_key(self.prefix + name)
             self._move(key, target)
             self.store.delete(key + ".error.json")
             self._carry_marker(key, target)
-            moved.append(name)
+            moved.append(target.rsplit("/", 1)[-1])  # the name it went back under, as a folder says
         return moved
 
     def _free_key(self, key: str) -> str:
