@@ -675,9 +675,16 @@ class Dispatcher:
 TASKS_PER_CORE = 8
 
 
+#: At most this many slots by default, however many cores the machine shows (a container sees its host's).
+MAX_DEFAULT_SLOTS = 64
+
+
 def default_concurrency() -> int:
-    """Task slots when ``--concurrency`` is not given: :data:`TASKS_PER_CORE` per core this process may use."""
-    return TASKS_PER_CORE * len(os.sched_getaffinity(0))
+    """Task slots when ``--concurrency`` is not given: :data:`TASKS_PER_CORE` per core this process may use,
+    at most :data:`MAX_DEFAULT_SLOTS`."""
+    affinity = getattr(os, "sched_getaffinity", None)  # Linux; elsewhere, every core
+    cores = len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)
+    return min(TASKS_PER_CORE * cores, MAX_DEFAULT_SLOTS)
 
 
 def worker_main(

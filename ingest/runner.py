@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -40,6 +41,7 @@ from ingest.commit import Committer, new_run_id
 from ingest.errors import (
     Check,
     ConfigError,
+    IngestError,
     InputError,
     RunError,
     SourceChanged,
@@ -232,22 +234,43 @@ class _Sweep:
                 if self.dispatcher is not None:
                     self.send(chunk)
                     continue
+                if moving is not None and moving.done():
+                    done, moving = moving, None
+                    done.result()  # raises when the last batch's moves failed: store nothing more then
                 if self.reporter:
                     self.reporter.planned(len(chunk))
                 stored = self._store_batch(chunk, stop)
                 # A batch's files move while the next batch is read and stored (they are durably stored
                 # already); one batch's moves at a time, in order, so its lines still come out in order.
                 if moving is not None:
-                    moving.result()
+                    done, moving = moving, None
+                    try:
+                        done.result()
+                    except BaseException:
+                        self._report_unmoved(stored)  # stored, but not moved: the next run moves it
+                        raise
                 moving = mover.submit(self._settle_batch, stored)
         finally:
             try:
                 if moving is not None:
-                    moving.result()  # what is stored is moved, whatever stopped the sweep
+                    if sys.exc_info()[1] is None:
+                        moving.result()  # what is stored is moved, whatever stopped the sweep
+                    else:  # the sweep's own error is the one to raise; the moves' is logged
+                        failed = moving.exception()
+                        if failed is not None:
+                            log.error("%s: moving stored files failed too: %s", self.name, failed)
             finally:
                 mover.shutdown(wait=True)
                 self.report.waiting += scan.waiting
                 self.report.not_taken.update(scan.not_taken)
+
+    def _report_unmoved(self, stored: _Stored) -> None:
+        for _, records, _ in stored.moves:
+            for record in records:
+                record.message = "left in the source for the next run"
+                self.report.add(record)
+                if self.reporter:
+                    self.reporter.file(record)
 
     def batch(self, candidates: Sequence[Candidate], stop: Callable[[], bool] = lambda: False) -> list[FileRecord]:
         """Read, prepare, commit and move these files; their records, in order."""
@@ -278,6 +301,13 @@ class _Sweep:
 
     def _settle_batch(self, stored: _Stored) -> list[FileRecord]:
         """Move a stored batch's files and report them, in order."""
+        try:
+            return self._move_and_report(stored)
+        except StoreError:  # an inbox's moves are requests: a store that is down is the run's error
+            self.storage_failed = True
+            raise
+
+    def _move_and_report(self, stored: _Stored) -> list[FileRecord]:
         mark = time.monotonic()
         def settle(move: tuple[Candidate, list[FileRecord], bool]) -> None:
             self._settle(*move, stored.now)
@@ -592,7 +622,10 @@ def watch(
             if heartbeat or report.total:
                 last_report = now
         if after_sweep is not None and not stop.is_set():
-            after_sweep()
+            try:
+                after_sweep()
+            except IngestError as exc:  # deliveries wait for the next sweep; ingesting never waits for them
+                log.error("after the sweep: %s; the watch goes on", exc)
         _rest(stop, pause, reload)
     return Watched(refused, failing)
 

@@ -26,6 +26,7 @@ from ingest.report import Reporter, RunReport
 from ingest.runner import Reload, Watching, run_once, watch
 from ingest.settings import Settings, SourceSettings, load_settings
 from ingest.sources import Candidate, Source
+from ingest.stores.base import Stored
 from ingest.stores.faults import FaultyStore
 from ingest.stores.memory import MemoryStore
 
@@ -571,3 +572,104 @@ def test_no_sources_names_the_config_file_in_use(tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as err:
             open_sources(settings)
         assert str(err.value) == f"no sources configured: add `sources:` to {where} or pass --source PATH"
+
+
+class MoveFailsOnce:
+    """Wraps a source: the first move waits until the next batch is stored (``stored`` set), then fails."""
+
+    def __init__(self, inner: Source, stored: threading.Event) -> None:
+        self.inner, self.stored, self.failed = inner, stored, False
+        self.settings = inner.settings
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def done(self, candidate: Candidate, when: datetime) -> str:
+        if not self.failed:
+            self.failed = True
+            assert self.stored.wait(10)
+            raise SourceError(f"source drop: cannot move {candidate.display}: disk full")
+        return self.inner.done(candidate, when)
+
+
+class LatestCounter(MemoryStore):
+    """Sets ``event`` once ``after`` latest pointers were written; ``fail_after`` makes later reads fail."""
+
+    def __init__(self, after: int, event: threading.Event, *, fail_after: bool = False) -> None:
+        super().__init__("ingest")
+        self.after, self.event, self.fail_after, self.latest = after, event, fail_after, 0
+        self.refused = threading.Event()  # a read failed (``fail_after``)
+
+    def replace(self, key: str, body: bytes, etag: str | None, content_type: str = "application/json") -> str | None:
+        got = super().replace(key, body, etag, content_type)
+        if key.endswith("/latest.json"):
+            self.latest += 1
+            if self.latest >= self.after:
+                self.event.set()
+        return got
+
+    def get(self, key: str) -> Stored | None:
+        if self.fail_after and self.event.is_set():
+            self.refused.set()
+            raise StoreUnavailable(f"storage unreachable: GET {key} failed after retrying")
+        return super().get(key)
+
+    def ensure_bucket(self) -> None:
+        if self.fail_after and self.event.is_set():
+            self.refused.set()
+            raise StoreUnavailable("storage unreachable: HEAD bucket failed after retrying")
+        super().ensure_bucket()
+
+
+def test_a_move_that_fails_after_the_next_batch_is_stored_leaves_that_batch_reported_not_lost(
+    tmp_path: Path,
+) -> None:
+    drop = tmp_path / "drop"
+    fill(drop, 3)
+    stored = threading.Event()
+    store = LatestCounter(2, stored)  # the second batch is stored while the first one's move hangs
+    out = io.StringIO()
+    settings = settings_with(SourceSettings(name="drop", location=str(drop)), batch_size=1)
+    sources = [MoveFailsOnce(s, stored) for s in open_sources(settings, open_store=lambda bucket: store)]
+    with pytest.raises(SourceError, match="could not be swept: drop"):
+        run_once(settings, store, sources, Reporter("text", out=out), clock=lambda: NOW)  # type: ignore[arg-type]
+    # Two articles stored, none moved; the second is reported (left for the next run), the third never read.
+    assert store.latest == 2
+    assert sorted(p.name for p in drop.iterdir() if p.is_file()) == ["story-000.txt", "story-001.txt", "story-002.txt"]
+    assert "story-001.txt" in out.getvalue()
+    assert "story-002.txt" not in out.getvalue()
+    again = sweep(store, drop)  # the next run finds them stored and moves them
+    assert sorted(f.outcome for f in again.files) == ["created", "unchanged", "unchanged"]
+
+
+def test_a_storage_error_is_the_one_raised_when_a_move_failed_too(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    drop = tmp_path / "drop"
+    fill(drop, 3)
+    stored = threading.Event()
+    store = LatestCounter(1, stored, fail_after=True)  # storage goes down once the first batch is stored
+    settings = settings_with(SourceSettings(name="drop", location=str(drop)), batch_size=1)
+    # The first batch's move fails once the second batch's storage has failed.
+    sources = [MoveFailsOnce(s, store.refused) for s in open_sources(settings, open_store=lambda bucket: store)]
+    with pytest.raises(StoreUnavailable):
+        run_once(settings, store, sources, Reporter("text", out=io.StringIO()), clock=lambda: NOW)  # type: ignore[arg-type]
+    assert "moving stored files failed too" in caplog.text and "disk full" in caplog.text
+
+
+def test_a_failing_after_sweep_step_never_stops_the_watch(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    drop = tmp_path / "drop"
+    fill(drop, 1)
+    store, stop, calls = MemoryStore(), threading.Event(), []
+
+    def deliver() -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            stop.set()
+        raise StoreDenied("S3 GET webhooks/cms/cursor.json: access denied (403)")
+
+    settings = settings_with(SourceSettings(name="drop", location=str(drop)), poll_seconds=0.01)
+    sources = open_sources(settings, open_store=lambda bucket: store)
+    watch(settings, store, sources, Reporter("text", out=io.StringIO()), stop, clock=lambda: NOW, after_sweep=deliver)
+    assert len(calls) == 2  # it swept again after the first failure
+    assert "access denied" in caplog.text and "the watch goes on" in caplog.text
