@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -289,12 +290,19 @@ class Reporter:
         self._noted: str | None = None
         self._done = 0
         self._total = 0
+        # A sweep plans its next batch while the last one's files are reported from the thread moving them.
+        self._lock = threading.Lock()
 
     def planned(self, n: int) -> None:
-        self._total += n
-        self._bar()
+        with self._lock:
+            self._total += n
+            self._bar()
 
     def file(self, record: FileRecord) -> None:
+        with self._lock:
+            self._file(record)
+
+    def _file(self, record: FileRecord) -> None:
         self._done += 1
         if self.fmt == "json":
             level = logging.WARNING if record.error else logging.INFO

@@ -70,7 +70,9 @@ class ReadMemory(Generic[Identity]):
     """What a source remembers between reading a file and moving it: the file as it was read, and its done
     marker as it was then (sources with ``done_marker``), so that a file replaced since is never moved.
     ``Identity`` is the source's own notion of "the same file" (a drop folder's inode, size and mtime; an
-    inbox object's ETag)."""
+    inbox object's ETag). A sweep reads files in one thread while the files of the batch before are
+    moved in another: each file's entry is touched by one thread at a time, and ``forget()`` of every
+    file is only for when nothing is being moved."""
 
     def __init__(self) -> None:
         self._read_as: dict[str, Identity] = {}
