@@ -64,7 +64,6 @@ from ingest.archive import load_document
 from ingest.clock import Clock, utcnow
 from ingest.errors import (
     Check,
-    ConfigError,
     InputError,
     InvalidDocument,
     NotFound,
@@ -76,8 +75,7 @@ from ingest.keys import Keys, changes_key, raw_content_type, run_key
 from ingest.models import ChangeEntry, Document
 from ingest.outcome import Outcome, OutcomeWord
 from ingest.prepare import Prepared
-from ingest.renditions import registry as rendition_registry
-from ingest.renditions import stored_bytes, stored_version
+from ingest.renditions import check_extra, stored_bytes, stored_version
 from ingest.stores.base import Store, Stored
 from ingest.versioning import new_version, stale_reason, unrelated
 
@@ -138,9 +136,7 @@ class Committer:
         #: Renditions stored beside each new version (``v{N}.{format}.json``, ``latest.{format}.json``).
         self.renditions = tuple(renditions)
         for fmt in self.renditions:
-            rendition_registry.get(fmt)  # an unknown name is a ConfigError before anything is written
-            if fmt == "document":
-                raise ConfigError("the document is always stored (v{N}.json): not a rendition to store beside it")
+            check_extra(fmt)  # a ConfigError before anything is written
         if self.renditions and uri_template is None:
             raise ValueError("stored renditions need the uri_template that makes their URIs")
         self.uri_template = uri_template or ""

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -42,7 +42,7 @@ from pydantic import (
 )
 
 from ingest.errors import ConfigError, field_errors
-from ingest.renditions import registry as rendition_registry
+from ingest.renditions import check_extra
 
 _ENV_PREFIX = "INGEST_"
 #: An S3 bucket name: 3-63 lowercase letters, digits, dots and hyphens, a letter or digit at each end.
@@ -232,11 +232,10 @@ class WebhookSettings(BaseModel):
     @field_validator("rendition")
     @classmethod
     def _known_rendition(cls, value: str | None) -> str | None:
-        from ingest.renditions import registry  # the registry is the list; imported late, only to check it
+        from ingest.renditions import check_extra  # the registry is the list; imported late, only to check it
 
-        known = [r.name for r in registry.all() if r.name != "document"]  # the document is always in `data`
-        if value is not None and value not in known:
-            raise ValueError(f"unknown rendition {value!r} (known: {', '.join(known)})")
+        if value is not None:
+            _as_value_error(check_extra, value)
         return value
 
     @field_validator("since")
@@ -389,15 +388,9 @@ class Settings(BaseModel):
     @field_validator("renditions")
     @classmethod
     def _known_renditions(cls, value: list[str]) -> list[str]:
-        storable = [r.name for r in rendition_registry.all() if r.name != "document"]
         for name in value:
-            if name == "document":
-                raise ValueError("'document' is always stored (v{N}.json); list only other formats")
-            if name not in storable:
-                raise ValueError(f"unknown rendition {name!r} (known: {', '.join(storable)})")
-        if dupes := sorted({n for n in value if value.count(n) > 1}):
-            raise ValueError(f"each rendition once; repeated: {', '.join(dupes)}")
-        return value
+            _as_value_error(check_extra, name)
+        return _no_repeats("each rendition once", value)
 
     webhooks: list[WebhookSettings] = Field(
         default_factory=list, description="Endpoints told of every new version (`ingest notify`, `ingest watch`)."
@@ -423,10 +416,7 @@ class Settings(BaseModel):
     @field_validator("webhooks")
     @classmethod
     def _unique_webhooks(cls, value: list[WebhookSettings]) -> list[WebhookSettings]:
-        names = [w.name for w in value]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"webhook names must be unique; repeated: {', '.join(dupes)}")
+        _no_repeats("webhook names must be unique", [w.name for w in value])
         return value
 
     @field_validator("uri_template")
@@ -448,10 +438,7 @@ class Settings(BaseModel):
     @field_validator("sources")
     @classmethod
     def _unique_names(cls, value: list[SourceSettings]) -> list[SourceSettings]:
-        names = [s.name for s in value]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"source names must be unique; repeated: {', '.join(dupes)}")
+        _no_repeats("source names must be unique", [s.name for s in value])
         return value
 
     @field_validator("bucket")
@@ -544,3 +531,17 @@ def describe_settings_error(exc: ValidationError, where: str, origin: Mapping[st
         source = (origin or {}).get(key.split(".")[0], where)
         parts.append(f"{key or '(top level)'} (from {source}): {reason}")
     return "invalid configuration: " + "; ".join(parts)
+
+
+def _no_repeats(rule: str, names: list[str]) -> list[str]:
+    if dupes := sorted({n for n in names if names.count(n) > 1}):
+        raise ValueError(f"{rule}; repeated: {', '.join(dupes)}")
+    return names
+
+
+def _as_value_error(check: Callable[[str], str], value: str) -> str:
+    """Run a check that raises ``ConfigError`` inside a validator, where pydantic wants a ``ValueError``."""
+    try:
+        return check(value)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None

@@ -247,7 +247,7 @@ def test_a_rendition_write_that_keeps_failing_fails_only_its_article_and_the_nex
 
 
 def test_a_committer_refuses_a_rendition_it_cannot_store() -> None:
-    with pytest.raises(ConfigError, match="unknown rendition format 'nitf'"):
+    with pytest.raises(ConfigError, match="unknown rendition 'nitf'"):
         committer(MemoryStore(), ("nitf",))
     with pytest.raises(ConfigError, match="always stored"):
         committer(MemoryStore(), ("document",))

@@ -571,7 +571,7 @@ def test_a_withdrawn_version_says_so_and_a_missing_document_still_gets_its_entry
         ([{"name": "a", "url": "ftp://x/", "secret_env": "S"}], "webhooks.0.url"),
         ([{"name": "a", "url": "https://u:p@x/", "secret_env": "S"}], "must not hold a user or password"),
         ([{"name": "a", "url": "http://x/", "secret_env": "S", "rendition": "xml"}], "known: ninjs, ninjs3, ans"),
-        ([{"name": "a", "url": "http://x/", "secret_env": "S", "rendition": "document"}], "unknown rendition"),
+        ([{"name": "a", "url": "http://x/", "secret_env": "S", "rendition": "document"}], "always stored"),
         ([{"name": "a", "url": "http://x/", "secret_env": "not a name"}], "webhooks.0.secret_env"),
         ([{"name": "../a", "url": "http://x/", "secret_env": "S"}], "webhooks.0.name"),
         ([{"name": "a", "url": "http://x/", "secret": "whsec_abc"}], "webhooks.0.secret (from"),

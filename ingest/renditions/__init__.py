@@ -77,6 +77,17 @@ for _rendition in _BUILTIN:
     registry.register(_rendition)
 
 
+def check_extra(name: str) -> str:
+    """``name`` if it is a rendition made beside the document (stored, or sent with a webhook); else a
+    ``ConfigError`` saying why (``document`` itself is always there)."""
+    if name == "document":
+        raise ConfigError("'document' is always stored (v{N}.json) and sent; list only other formats")
+    extra = [r.name for r in registry.all() if r.name != "document"]
+    if name not in extra:
+        raise ConfigError(f"unknown rendition {name!r} (known: {', '.join(extra)})")
+    return name
+
+
 def render(document: Document, fmt: str, uri_template: str) -> dict[str, Any]:
     """``document`` as the rendition named ``fmt``; an unknown name, or a ``uri_template`` that makes no
     URI of this document's id, is a ``ConfigError``."""
