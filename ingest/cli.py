@@ -701,6 +701,8 @@ def _cmd_notify(args: argparse.Namespace) -> int:
             print(result.line(), flush=True)
         if result.behind:
             _say(args, "error", f"webhook {result.webhook} is behind: {result.behind}", {"webhook": result.webhook})
+    if not args.once:  # a service stopped: a failure only if its last pass ended on a delivery that kept failing
+        return EXIT_REFUSED if any(r.failing for r in results) else EXIT_OK
     return EXIT_REFUSED if any(r.behind or r.rejected for r in results) else EXIT_OK
 
 

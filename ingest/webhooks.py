@@ -169,6 +169,11 @@ class Notified:
     #: Why the endpoint is not up to date after the pass (None: everything in the feed is delivered or rejected).
     behind: str | None = None
 
+    @property
+    def failing(self) -> bool:
+        """Whether the pass ended on a delivery that kept failing (not merely stopped part-way)."""
+        return self.behind is not None and self.behind.startswith(_NOT_DELIVERED)
+
     def line(self) -> str:
         counts = f"{self.delivered} delivered, {self.rejected} rejected"
         return f"{self.webhook}: {counts}; " + (f"behind: {self.behind}" if self.behind else "up to date")

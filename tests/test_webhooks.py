@@ -811,3 +811,10 @@ def test_changes_follow_prints_new_entries_as_they_come_until_sigint(tmp_path: P
         out, err = follower.communicate(timeout=30)
     assert follower.returncode == 0, err
     assert out == ""
+
+
+def test_a_looping_sender_is_failing_only_when_its_last_pass_ended_on_a_delivery_that_kept_failing() -> None:
+    # What `ingest notify` without --once exits on when stopped: 1 only for this, else 0 (a service stop).
+    assert not Notified("cms", delivered=3, rejected=1).failing
+    assert not Notified("cms", behind="stopped before delivering all; the next pass carries on").failing
+    assert Notified("cms", behind="not delivered: bridge v2 (503 Service Unavailable)").failing
