@@ -30,6 +30,7 @@ from ingest.api import (
     retry_failed,
     rollback,
     start_worker,
+    status,
 )
 from ingest.archive import Archive
 from ingest.commit import Committer
@@ -67,6 +68,7 @@ from ingest.prepare import Prepared, prepare
 from ingest.report import LogFormat, Reporter, RunReport, setup_logging
 from ingest.runner import Reload, Watching, run_once, watch
 from ingest.settings import Settings, SourceSettings, load_settings
+from ingest.status import SourceStatus, Status
 from ingest.stores import FaultyStore, MemoryStore, S3Store, Store
 from ingest.webhooks import Delivery, Notified, Notifier
 
@@ -106,6 +108,8 @@ __all__ = [
     "SourceError",
     "SourceInfo",
     "SourceSettings",
+    "SourceStatus",
+    "Status",
     "Store",
     "StoreConflict",
     "StoreCorrupt",
@@ -136,5 +140,6 @@ __all__ = [
     "run_once",
     "setup_logging",
     "start_worker",
+    "status",
     "watch",
 ]

@@ -31,6 +31,8 @@ from ingest.runner import Commits
 from ingest.settings import Settings, pick_sources
 from ingest.sources import Source
 from ingest.split import Rules
+from ingest.status import Status
+from ingest.status import look as look_at_sources
 from ingest.stores.base import Store
 from ingest.stores.s3 import S3Store
 from ingest.versioning import safe_id
@@ -79,6 +81,20 @@ def retry_failed(
             where = ", ".join(f"{s.settings.name} ({s.settings.location})" for s in sources)
             raise NotFound(", ".join(missing), f"not in failed/ of {where}; nothing was put back")
     return [(source, source.retry_failed(wanted, dry_run=dry_run)) for source in sources]
+
+
+def status(
+    settings: Settings,
+    store: Store | None = None,
+    *,
+    open_store: Callable[[str], Store] | None = None,
+    clock: Clock = utcnow,
+) -> Status:
+    """Every configured source's state now (``ingest status``, ``ingest serve``): its last sweep, last item,
+    last 24 hours, backlog and failed files, and whether it is healthy, quiet or failing. Raises
+    ``StoreError`` when the document store cannot be read."""
+    sources = open_sources(settings, open_store)
+    return look_at_sources(settings, store or _store_for(settings, settings.bucket), sources, clock())
 
 
 def _file_name(name: str) -> str:

@@ -51,6 +51,7 @@ from ingest import (
     run_once,
     setup_logging,
     start_worker,
+    status,
     watch,
 )
 from ingest.settings import Settings, config_location, load_settings, pick_sources
@@ -141,6 +142,11 @@ _EXAMPLES: dict[str, tuple[str, ...]] = {
         "ingest retry-failed --source /srv/inbox/wires",
         "ingest retry-failed --source wires story.txt budget.xml   only these two files",
         "ingest retry-failed --dry-run            what would go back; nothing moves",
+    ),
+    "status": (
+        "ingest status                            every source: healthy, quiet or failing, and why",
+        "ingest status --json                     the same as one JSON object, for scripts and probes",
+        "ingest status --source wires || page-the-desk   exit 1 when wires is quiet or has refused files",
     ),
     "backfill": (
         "ingest backfill /archive/1998-2024        load a folder tree in place (resumes where it stopped)",
@@ -400,6 +406,21 @@ def build_parser(given: Mapping[str, str | None] | None = None) -> argparse.Argu
         "names", nargs="*", metavar="NAME", help="only these files (their names in failed/; a path counts by its name)"
     )
     p.add_argument("--dry-run", action="store_true", help="list the files that would go back; move nothing")
+
+    p = command(
+        "status",
+        "is every source alive: last sweep, last item, backlog, failed files",
+        "For each source: its state (healthy, quiet or failing) and why; its last sweep (when, how long,\n"
+        "files per outcome) and last clean one; when the newest file arrived; files per outcome in the\n"
+        "last 24 hours; files waiting and the age of the oldest; the files in failed/ with their reasons.\n"
+        "A source is quiet when no file has arrived for its quiet_after; failing when its last sweep\n"
+        "failed, it cannot be listed, or it has refused files. Sweeps are recorded by `ingest run` and\n"
+        "`ingest watch` in status/{source}.json; the backlog and failed/ are looked at now.\n\n"
+        "exit codes: 0 every source healthy, 1 some source quiet or failing, 2 storage cannot be read",
+        _cmd_status,
+    )
+    _source_flag(p, "only this source (repeatable)")
+    p.add_argument("--json", action="store_true", help="one JSON object (times in UTC, ISO 8601)")
 
     p = command(
         "backfill",
@@ -846,6 +867,12 @@ def _cmd_retry_failed(args: argparse.Namespace) -> int:
         print(f"{source.settings.name}: {files} would be put back (dry run: nothing moved)" if args.dry_run else
               f"{source.settings.name}: {files} put back")
     return EXIT_OK
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    report = status(_settings(args))
+    print(report.model_dump_json(indent=2) if args.json else report.text(), flush=True)
+    return report.exit_code
 
 
 def _cmd_formats(args: argparse.Namespace) -> int:

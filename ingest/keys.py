@@ -9,6 +9,7 @@ Under the configured prefix (fixed: CMSs, scripts and dashboards depend on it)::
     raw/{id}/v{N}{ext}                        the input file exactly as received
     changes/{time}-{run}-{batch}.jsonl        changes feed: one object per batch, one line per new version
     runs/{run-id}.json                        one report per run
+    status/{source}.json                      a source's last sweep, last item, counts by the hour (``ingest status``)
     locks/{hash}.json                         a lease on a group of input files while a run works on them
     backfills/{name}.json                     how far an archive load got (``ingest backfill``)
     webhooks/{name}/cursor.json               how far a webhook endpoint's deliveries got (``ingest notify``)
@@ -27,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import PurePath
 
 #: Every top-level folder ingest writes under its prefix.
-STORE_FOLDERS = ("articles", "raw", "changes", "runs", "locks", "backfills", "webhooks")
+STORE_FOLDERS = ("articles", "raw", "changes", "runs", "status", "locks", "backfills", "webhooks")
 #: How a changes-feed (or delivery-log) object's name starts: the UTC time it was written, to the microsecond.
 _TIME_NAME = "%Y%m%dT%H%M%S%fZ"
 #: Content types of archived raw inputs, by extension.
@@ -118,6 +119,11 @@ def webhook_log_start_after(prefix: str, name: str, since: datetime) -> str:
 def run_key(prefix: str, run_id: str) -> str:
     """A run report."""
     return f"{prefix}runs/{run_id}.json"
+
+
+def status_key(prefix: str, source: str) -> str:
+    """A source's stored state (``ingest.status``)."""
+    return f"{prefix}status/{source}.json"
 
 
 def lock_key(prefix: str, ref: str) -> str:

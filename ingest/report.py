@@ -100,6 +100,10 @@ class RunReport(BaseModel):
     prefix: str = Field(default="", description="The key prefix under that bucket ('' for none).")
 
     _log: _RecordLog = PrivateAttr(default_factory=lambda: _RecordLog())
+    #: Per source: files per outcome, refused files per check, and when the newest file taken had arrived
+    #: (``ingest.status`` records them in the source's state).
+    _by_source: dict[str, tuple[Counter[str], Counter[str]]] = PrivateAttr(default_factory=dict)
+    _arrived: dict[str, float] = PrivateAttr(default_factory=dict)
 
     def model_post_init(self, context: Any, /) -> None:
         for record in self.loaded:
@@ -109,6 +113,20 @@ class RunReport(BaseModel):
     def add(self, record: FileRecord) -> None:
         """One file of the run: spooled (to disk past a small size), counted, and kept if it is an error."""
         self._log.add(record)
+        counts, checks = self._by_source.setdefault(record.source, (Counter(), Counter()))
+        counts[record.outcome] += 1
+        if record.error is not None:
+            checks[record.error.get("check") or "unknown"] += 1
+
+    def arrived(self, source: str, when: float | None) -> None:
+        """A file of ``source`` that had arrived at ``when`` (epoch seconds) was taken."""
+        if when is not None and when > self._arrived.get(source, float("-inf")):
+            self._arrived[source] = when
+
+    def tally(self, source: str) -> tuple[Counter[str], Counter[str], float | None]:
+        """``source``'s files per outcome, refused files per check, and its newest file's arrival, so far."""
+        counts, checks = self._by_source.get(source, (Counter(), Counter()))
+        return counts, checks, self._arrived.get(source)
 
     @property
     def files(self) -> list[FileRecord]:

@@ -57,6 +57,8 @@ from ingest.rules import check_settings, rules_for
 from ingest.settings import Settings, SourceSettings
 from ingest.sources import Candidate, Source, open_source
 from ingest.split import Rules
+from ingest.status import Sweep as StatusSweep
+from ingest.status import record as record_state
 from ingest.stores.base import Store
 from ingest.stores.leases import Leases
 
@@ -127,6 +129,7 @@ def run_once(
         prefix=settings.prefix,
     )
     started = time.monotonic()
+    swept: dict[str, tuple[datetime, float]] = {}  # per source: when its sweep began, and how long it took
     pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="sweep")
     try:
         store.ensure_bucket()
@@ -135,12 +138,15 @@ def run_once(
             claims = ShardClaims(leases, pool)
             sweep = _Sweep(settings, source, committer, report, reporter, clock, pool, claims)
             sweep.dispatcher, sweep.dispatched = dispatcher, dispatcher or dispatched
+            swept[source.settings.name] = (clock(), time.monotonic())
             try:
                 sweep.run(stop)
             except SourceError as exc:
                 log.error("%s; the other sources go on", exc)
                 report.source_errors[source.settings.name] = str(exc)
             finally:
+                began, mark = swept[source.settings.name]
+                swept[source.settings.name] = (began, time.monotonic() - mark)
                 if not sweep.storage_failed:  # releasing would only retry against a store that is down
                     claims.release()
         if dispatcher is not None:
@@ -161,7 +167,34 @@ def run_once(
             reporter.finished(report)
         if store_idle_report or not idle:
             _store_report(store, settings.prefix, report)
+        _record_states(store, settings.prefix, sources, report, swept, heartbeat=store_idle_report)
     return report
+
+
+def _record_states(
+    store: Store,
+    prefix: str,
+    sources: Sequence[Source],
+    report: RunReport,
+    swept: dict[str, tuple[datetime, float]],
+    *,
+    heartbeat: bool,
+) -> None:
+    """Add each swept source's part of the run to its state (``ingest.status``): when it took files or failed,
+    or on a heartbeat (every run; a watch's idle sweep every ``IDLE_REPORT_SECONDS``)."""
+    finished = report.finished_at or report.started_at
+    for source in sources:
+        name = source.settings.name
+        if name not in swept:
+            continue
+        began, seconds = swept[name]
+        counts, errors, arrived = report.tally(name)
+        error = report.source_errors.get(name) or report.error
+        if not (heartbeat or counts or error):
+            continue
+        sweep = StatusSweep(name, source.settings.location, report.run_id, began, finished, seconds, counts, errors)
+        sweep.last_item, sweep.error = arrived, error
+        record_state(store, prefix, sweep)
 
 
 def _store_report(store: Store, prefix: str, report: RunReport) -> None:
@@ -319,6 +352,8 @@ class _Sweep:
                 settle(move)
         self.report.add_time("move", mark)
         done = [record for _, file_records, _ in stored.moves for record in file_records]
+        for candidate, _, _ in stored.moves:
+            self.report.arrived(self.name, candidate.arrived)
         for record in done:
             self.report.add(record)
             if self.reporter:
@@ -332,6 +367,9 @@ class _Sweep:
         read = [(c, self._prepare(c)) for c in candidates]
         groups = _by_article([(c, items) for c, items in read if items is not None])  # gone or changed: not sent
         self.source.forget()
+        for candidate, items in read:
+            if items is not None:
+                self.report.arrived(self.name, candidate.arrived)
         sent, deferred = self.dispatcher.send(self.source.settings, groups, self.report.run_id)
         self.report.dispatched += sent
         for display in deferred:

@@ -97,6 +97,17 @@ class ModuleSettings(BaseModel):
     disable: list[str] = Field(default_factory=list, description="Names of rules to switch off.")
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``text``: a number of seconds, or a number with one unit: ``90s``, ``30m``, ``2h``, ``1d``."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text.lower())
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration: give seconds, or a number with s, m, h or d (e.g. 2h)")
+    return float(match[1]) * _UNITS.get(match[2] or "s", 1)
+
+
 class SourceSettings(BaseModel):
     """One place files arrive: a local drop folder or an S3 inbox prefix."""
 
@@ -142,6 +153,20 @@ class SourceSettings(BaseModel):
         "marker is never input and moves along with its file.",
     )
     modules: ModuleSettings | None = Field(default=None, description="Module rules for this source only.")
+    # Superdesk's "channel has gone strangely quiet": a feed that stops sending is the failure no error shows.
+    quiet_after: float | None = Field(
+        default=None,
+        gt=0,
+        description="Call the source quiet (`ingest status`, `ingest serve`, the `ingest_source_quiet` metric) "
+        "when no file has arrived for this long: seconds, or a duration such as 90s, 30m, 2h, 1d. Off when unset.",
+    )
+
+    @field_validator("quiet_after", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_duration(value)
+        return value
 
     @field_validator("timezone")
     @classmethod

@@ -34,6 +34,7 @@ COMMANDS = {
     "changes": "Print changes-feed entries",
     "run": "Sweep every configured source once",
     "watch": "Sweep sources every poll_seconds until SIGINT or SIGTERM",
+    "status": "For each source: its state (healthy, quiet or failing) and why",
     "retry-failed": "Move every file in each source's failed/ back into the source",
     "worker": "Run a Celery worker (8 task processes per core by default)",
     "backfill": "Load every file under a folder (recursively) or an S3 prefix, read in place",

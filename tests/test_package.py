@@ -62,6 +62,8 @@ PUBLIC = [
     "SourceError",
     "SourceInfo",
     "SourceSettings",
+    "SourceStatus",
+    "Status",
     "Store",
     "StoreConflict",
     "StoreCorrupt",
@@ -92,6 +94,7 @@ PUBLIC = [
     "run_once",
     "setup_logging",
     "start_worker",
+    "status",
     "watch",
 ]
 

@@ -365,9 +365,9 @@ def test_a_sweep_leases_a_few_groups_not_every_file(tmp_path: Path) -> None:
     fill(drop, 200)
     report = sweep(store, drop)
     assert report.counts == {"created": 200}
-    # Per file: version, raw and latest; per batch of 100 a changes object; the report; then one lease
-    # create and one release per group, not a create, a renewal and a release per file.
-    assert store.calls["PUT"] <= 3 * 200 + 2 + 1 + SHARDS
+    # Per file: version, raw and latest; per batch of 100 a changes object; the report and the source's state;
+    # then one lease create and one release per group, not a create, a renewal and a release per file.
+    assert store.calls["PUT"] <= 3 * 200 + 2 + 1 + 1 + SHARDS
     assert 0 < store.calls["DELETE"] <= SHARDS
     assert list(store.list_keys(f"{PREFIX}locks/")) == []  # released
 

@@ -10,6 +10,7 @@ and stays for the next run.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -44,6 +45,8 @@ class Candidate:
     #: What a drop folder listed: ``(st_dev, st_ino, st_size, st_mtime_ns)``. The file is stored only if it
     #: is still exactly this when opened and after reading, so a rewrite after the listing is never half-read.
     listed: tuple[int, int, int, int] | None = None
+    #: When the file arrived (epoch seconds: a drop folder's mtime, an inbox object's LastModified), if known.
+    arrived: float | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,56 @@ class Scan:
     #: Names never taken anywhere (hidden, temporary, done markers) are not counted, nor hidden sub-folders;
     #: a sub-folder with nothing counted is left out.
     not_taken: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """Files at a source's top level that a run would take, now or once they settle (``ingest status``)."""
+
+    files: int
+    #: Arrival times (epoch seconds) of the oldest and the newest of them; None when there are none.
+    oldest: float | None = None
+    newest: float | None = None
+
+    @classmethod
+    def of(cls, times: Iterable[float]) -> Backlog:
+        count, oldest, newest = 0, None, None
+        for t in times:
+            count += 1
+            oldest = t if oldest is None or t < oldest else oldest
+            newest = t if newest is None or t > newest else newest
+        return cls(count, oldest, newest)
+
+
+@dataclass(frozen=True)
+class FailedFile:
+    """A file in a source's ``failed/``, with what its ``<name>.error.json`` says (``ingest status``)."""
+
+    name: str
+    #: Where it is: a path, or an ``s3://`` location.
+    location: str
+    check: str | None = None
+    reason: str | None = None
+    field: str | None = None
+    #: When it was refused (ISO 8601, UTC), as the error file says.
+    failed_at: str | None = None
+
+    @classmethod
+    def of(cls, name: str, location: str, error_file: bytes | None) -> FailedFile:
+        """From the bytes of its error file (None when there is none, or it is not JSON ingest wrote)."""
+        try:
+            error = json.loads(error_file) if error_file is not None else {}
+        except ValueError:
+            error = {}
+        if not isinstance(error, dict):
+            error = {}
+
+        def text(key: str) -> str | None:
+            value = error.get(key)
+            return value if isinstance(value, str) else None
+
+        reason = text("message") or (None if error_file is None else "its error file cannot be read")
+        return cls(name, location, text("check"), reason, text("field"), text("failed_at"))
 
 
 Identity = TypeVar("Identity")
@@ -114,6 +167,15 @@ class Source(Protocol):
 
     def fail(self, candidate: Candidate, error: dict[str, str | None], when: datetime) -> str:
         """Move a refused file to ``failed/`` with ``<name>.error.json``; returns where it went."""
+        ...
+
+    def backlog(self, now: float) -> Backlog:
+        """The files waiting at the top level (settled or not, as a run would take them in time); raises
+        ``SourceError`` when the source cannot be listed."""
+        ...
+
+    def failed_files(self, limit: int) -> tuple[list[FailedFile], int]:
+        """The newest ``limit`` files in ``failed/`` with their reasons, newest first, and how many there are."""
         ...
 
     def retry_failed(self, names: Collection[str] | None = None, *, dry_run: bool = False) -> list[str]:

@@ -25,7 +25,7 @@ from pathlib import Path
 from ingest.errors import Check, ReadError, SourceChanged, SourceError
 from ingest.reader import read_file
 from ingest.settings import SourceSettings
-from ingest.sources import Candidate, ReadMemory, Scan, ignored
+from ingest.sources import Backlog, Candidate, FailedFile, ReadMemory, Scan, ignored
 
 PROCESSED, FAILED = "processed", "failed"
 
@@ -94,7 +94,9 @@ class Folder(ReadMemory[tuple[int, int, int, int]]):  # a file as read: (device,
             if self._too_young(info, now) is not None or not self._announced(path, info):
                 waiting.append(str(path))
                 continue
-            yield Candidate(str(path), name, info.st_size, str(path), is_link=is_link, listed=_identity(info))
+            yield Candidate(
+                str(path), name, info.st_size, str(path), is_link=is_link, listed=_identity(info), arrived=info.st_mtime
+            )
 
     def _count_below(self, folder: Path) -> int:
         """Files at any depth in ``folder`` that would be input at the top level: not hidden or temporary,
@@ -212,6 +214,57 @@ class Folder(ReadMemory[tuple[int, int, int, int]]):  # a file as read: (device,
         error_file = target.with_name(target.name + ".error.json")
         error_file.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         return str(target)
+
+    def backlog(self, now: float) -> Backlog:
+        if not self.root.is_dir():
+            raise SourceError(f"source {self.settings.name}: {self.root} is not a folder")
+        marker = self.settings.done_marker
+
+        def times() -> Iterator[float]:
+            with os.scandir(self.root) as listing:
+                for entry in listing:
+                    name = entry.name
+                    if ignored(name) or name in (PROCESSED, FAILED) or (marker and name.endswith(marker)):
+                        continue
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            continue  # never input (counted by a run as not taken)
+                        yield entry.stat(follow_symlinks=False).st_mtime
+                    except FileNotFoundError:
+                        continue  # taken meanwhile
+
+        try:
+            return Backlog.of(times())
+        except OSError as exc:
+            raise SourceError(f"source {self.settings.name}: cannot list {self.root}: {exc.strerror or exc}") from exc
+
+    def failed_files(self, limit: int) -> tuple[list[FailedFile], int]:
+        failed = self.root / FAILED
+        marker = self.settings.done_marker
+        found: list[tuple[float, str]] = []
+        try:
+            with os.scandir(failed) as listing:
+                for entry in listing:
+                    name = entry.name
+                    if name.endswith(".error.json") or (marker and name.endswith(marker)) or entry.is_dir():
+                        continue
+                    try:
+                        found.append((entry.stat(follow_symlinks=False).st_mtime, name))
+                    except FileNotFoundError:
+                        continue
+        except FileNotFoundError:
+            return [], 0
+        except OSError as exc:
+            raise SourceError(f"source {self.settings.name}: cannot list {failed}: {exc.strerror or exc}") from exc
+        found.sort(reverse=True)
+        shown = []
+        for _, name in found[:limit]:
+            try:
+                error_file: bytes | None = (failed / f"{name}.error.json").read_bytes()
+            except OSError:
+                error_file = None
+            shown.append(FailedFile.of(name, str(failed / name), error_file))
+        return shown, len(found)
 
     def retry_failed(self, names: Collection[str] | None = None, *, dry_run: bool = False) -> list[str]:
         failed = self.root / FAILED

@@ -20,7 +20,7 @@ from datetime import datetime
 from ingest.errors import Check, ReadError, SourceChanged, StoreError
 from ingest.reader import human_size
 from ingest.settings import SourceSettings
-from ingest.sources import Candidate, ReadMemory, Scan, ignored
+from ingest.sources import Backlog, Candidate, FailedFile, ReadMemory, Scan, ignored
 from ingest.stores.base import Listed, ListedObject, Store
 
 PROCESSED, FAILED = "processed/", "failed/"
@@ -63,7 +63,7 @@ class S3Inbox(ReadMemory[str]):  # an object as read: its ETag (a re-upload sinc
             if marker and name + marker not in names:
                 waiting.append(f"s3://{self.store.bucket}/{key}")  # its uploader has not said it is done
                 continue
-            yield Candidate(key, name, entry.size, f"s3://{self.store.bucket}/{key}")
+            yield Candidate(key, name, entry.size, f"s3://{self.store.bucket}/{key}", arrived=entry.modified)
 
     def _count_below(self, sub_prefix: str) -> int:
         """Objects at any depth under ``sub_prefix`` that would be input at the top level: not hidden or
@@ -108,6 +108,34 @@ class S3Inbox(ReadMemory[str]):  # an object as read: its ETag (a re-upload sinc
         record = {**error, "source": self.settings.name, "failed_at": when.isoformat(), "file": name}
         self.store.put(target + ".error.json", (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode())
         return f"s3://{self.store.bucket}/{target}"
+
+    def backlog(self, now: float) -> Backlog:
+        marker = self.settings.done_marker
+        times = []
+        for entry in self.store.list_level(self.prefix):
+            name = entry.key[len(self.prefix) :]
+            if not isinstance(entry, ListedObject) or not name or ignored(name) or (marker and name.endswith(marker)):
+                continue
+            times.append(entry.modified if entry.modified is not None else now)
+        return Backlog.of(times)
+
+    def failed_files(self, limit: int) -> tuple[list[FailedFile], int]:
+        marker = self.settings.done_marker
+        found = [
+            (entry.modified or 0.0, entry.key)
+            for entry in self.store.list_level(self.prefix + FAILED)
+            if isinstance(entry, ListedObject)
+            and not entry.key.endswith(".error.json")
+            and not (marker and entry.key.endswith(marker))
+        ]
+        found.sort(reverse=True)
+        shown = []
+        for _, key in found[:limit]:
+            error_file = self.store.get(key + ".error.json")
+            name = key.rsplit("/", 1)[-1]
+            where = f"s3://{self.store.bucket}/{key}"
+            shown.append(FailedFile.of(name, where, error_file.body if error_file else None))
+        return shown, len(found)
 
     def retry_failed(self, names: Collection[str] | None = None, *, dry_run: bool = False) -> list[str]:
         moved = []

@@ -15,7 +15,7 @@ conditions and ETags), and ``faults.FaultyStore`` (wraps either and injects fail
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol
 
 
@@ -33,6 +33,8 @@ class ListedObject:
 
     key: str
     size: int
+    #: When it was last written (epoch seconds), when the backend says; not part of equality.
+    modified: float | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, BinaryIO
 
 from ingest.errors import StoreError
@@ -53,6 +54,9 @@ class MemoryStore:
         #: ``("in/", "")`` for everything under it; so a test can tell which prefixes were listed, and how.
         self.listings: Counter[tuple[str, str]] = Counter()
         self._objects: dict[str, Stored] = {}
+        #: When each object was last written (epoch seconds), as S3's LastModified; ``clock`` tells the time.
+        self._modified: dict[str, float] = {}
+        self.clock: Callable[[], float] = time.time
         self._lock = threading.Lock()
 
     def credential_values(self) -> list[str]:
@@ -99,6 +103,7 @@ class MemoryStore:
             if if_match and not _holds(held, if_match):
                 return False
             self._objects.pop(key, None)
+            self._modified.pop(key, None)
             return True
 
     def copy(self, source_key: str, target_key: str, if_match: str | None = None) -> bool:
@@ -112,6 +117,7 @@ class MemoryStore:
             if if_match and not _holds(held, if_match):
                 return False
             self._objects[target_key] = held
+            self._modified[target_key] = self.clock()
             return True
 
     def list_keys(self, prefix: str, start_after: str = "") -> Iterator[str]:
@@ -153,7 +159,7 @@ class MemoryStore:
         page: list[Listed] = []
         for key in keys:
             slash = key.find("/", len(prefix))
-            entry: Listed = ListedObject(key, len(self._objects[key].body))
+            entry: Listed = ListedObject(key, len(self._objects[key].body), self._modified.get(key))
             if slash != -1:
                 # A sub-prefix's keys sort together, right after it: it is new only at the first of them.
                 if page and page[-1].key == key[: slash + 1]:
@@ -167,6 +173,7 @@ class MemoryStore:
     def _write(self, key: str, body: bytes) -> str:
         stored = Stored(body=bytes(body), etag=etag_of(body))
         self._objects[key] = stored
+        self._modified[key] = self.clock()
         return stored.etag
 
 
