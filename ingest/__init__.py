@@ -29,6 +29,7 @@ from ingest.api import (
     rendition_formats,
     retry_failed,
     rollback,
+    serve_metrics,
     start_worker,
     status,
 )
@@ -138,6 +139,7 @@ __all__ = [
     "retry_failed",
     "rollback",
     "run_once",
+    "serve_metrics",
     "setup_logging",
     "start_worker",
     "status",

@@ -8,6 +8,8 @@ read side (``Archive``) in ``ingest.archive``.
 from __future__ import annotations
 
 import itertools
+import threading
+import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +20,8 @@ from ingest.clock import Clock, utcnow
 from ingest.commit import Committer
 from ingest.errors import NotFound
 from ingest.lanes import LaneCommitter, processes_for
+from ingest.metrics import Serving, SourceGauges, serve_http
+from ingest.metrics import process as process_metrics
 from ingest.models import Document
 from ingest.outcome import Outcome
 from ingest.parsers import Parser, registry
@@ -245,13 +249,66 @@ def start_worker(
     loglevel: str = "INFO",
     pool: str = "prefork",
     events: bool = False,
+    metrics_port: int | None = None,
 ) -> int:
-    """``ingest worker``: run a Celery worker for ingest's tasks until it is stopped."""
+    """``ingest worker``: run a Celery worker for ingest's tasks until it is stopped; with ``metrics_port``, its
+    Prometheus metrics (summed over its task processes) are served on that port."""
     from ingest import engine
 
     return engine.worker_main(
-        settings, concurrency=concurrency, beat=beat, loglevel=loglevel, pool=pool, events=events
+        settings,
+        concurrency=concurrency,
+        beat=beat,
+        loglevel=loglevel,
+        pool=pool,
+        events=events,
+        metrics_port=metrics_port,
     )
+
+
+def gauges(status: Status) -> list[SourceGauges]:
+    """The per-source gauges (``ingest_source_*``) of a status."""
+    return [
+        SourceGauges(
+            source=s.name,
+            last_item_at=s.last_item_at.timestamp() if s.last_item_at else None,
+            last_success_at=s.last_success_at.timestamp() if s.last_success_at else None,
+            backlog_files=s.backlog_files,
+            oldest_file_age_seconds=s.oldest_file_age_seconds,
+            quiet=s.quiet,
+            failed_files=s.failed_count,
+        )
+        for s in status.sources
+    ]
+
+
+def serve_metrics(
+    looked_at: Callable[[], tuple[Settings, Store, Sequence[Source]]],
+    port: int,
+    host: str = "0.0.0.0",
+    *,
+    clock: Clock = utcnow,
+    fresh_seconds: float = 5.0,
+) -> Serving:
+    """``ingest watch --metrics-port``: this process's counters (``ingest.metrics.process()``) and, computed when
+    scraped (at most every ``fresh_seconds``), the source gauges of the settings, store and sources that
+    ``looked_at`` returns (the watch's current ones, so a reload is followed). Served at
+    ``http://host:port/metrics`` until ``close()``."""
+    lock = threading.Lock()
+    cached: list[SourceGauges] = []
+    looked = [float("-inf")]  # when, on the monotonic clock
+
+    def current() -> list[SourceGauges]:
+        with lock:
+            if time.monotonic() - looked[0] >= fresh_seconds:
+                settings, store, sources = looked_at()
+                cached[:] = gauges(look_at_sources(settings, store, sources, clock()))
+                looked[0] = time.monotonic()
+            return list(cached)
+
+    counted = process_metrics()
+    counted.watch_sources(current)
+    return serve_http(counted, host, port)
 
 
 def backfill(

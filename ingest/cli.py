@@ -49,6 +49,7 @@ from ingest import (
     retry_failed,
     rollback,
     run_once,
+    serve_metrics,
     setup_logging,
     start_worker,
     status,
@@ -130,12 +131,14 @@ _EXAMPLES: dict[str, tuple[str, ...]] = {
         "ingest watch --source /srv/inbox/wires --interval 5",
         "ingest watch --dispatch                  keep sending new files to the workers",
         "ingest watch --source wires              SIGHUP (kill -HUP PID, systemctl reload) reads the config again",
+        "ingest watch --metrics-port 9101         Prometheus metrics at http://0.0.0.0:9101/metrics",
     ),
     "worker": (
         "ingest worker                            broker from broker_url or $INGEST_BROKER_URL",
         "ingest worker --concurrency 4            four tasks at a time on this machine",
         "ingest worker --beat                     also schedule a dispatching sweep every poll_seconds",
         "ingest worker --pool threads --concurrency 32   one process, 32 threads (lighter on memory)",
+        "ingest worker --metrics-port 9102        Prometheus metrics of all its processes on port 9102",
     ),
     "retry-failed": (
         "ingest retry-failed                      put back every refused file of every source",
@@ -223,9 +226,7 @@ def _common() -> _Parser:
 def build_parser(given: Mapping[str, str | None] | None = None) -> argparse.ArgumentParser:
     """The ``ingest`` parser; ``given`` are the settings flags of the command line, for the help pages."""
     common = _common()
-    parser = _Parser(
-        prog="ingest", description=_DESCRIPTION, epilog=_EPILOG, formatter_class=_Formatter, given=given
-    )
+    parser = _Parser(prog="ingest", description=_DESCRIPTION, epilog=_EPILOG, formatter_class=_Formatter, given=given)
     parser.add_argument("--version", action="version", version=f"ingest {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -366,6 +367,7 @@ def build_parser(given: Mapping[str, str | None] | None = None) -> argparse.Argu
     _source_flag(p, "watch this folder or S3 inbox instead of the configured sources (repeatable)")
     p.add_argument("--interval", type=float, metavar="SECONDS", help="seconds between sweeps (poll_seconds)")
     _dispatch_flags(p, wait=False)
+    _metrics_flags(p, "this watch's")
     p = command(
         "worker",
         "run a Celery worker that ingests the files sweeps dispatch",
@@ -393,6 +395,7 @@ def build_parser(given: Mapping[str, str | None] | None = None) -> argparse.Argu
     p.add_argument("--events", action="store_true", help="send task events (for Flower or `celery events`)")
     p.add_argument("--beat", action="store_true", help="also run Celery beat: a dispatching sweep every poll_seconds")
     p.add_argument("--loglevel", default="INFO", metavar="LEVEL", help="Celery's log level (default INFO)")
+    _metrics_flags(p, "this worker's (summed over its task processes)", host=False)
     p = command(
         "retry-failed",
         "put refused files back into their source for the next run",
@@ -428,7 +431,7 @@ def build_parser(given: Mapping[str, str | None] | None = None) -> argparse.Argu
         "Load every file under a folder (recursively) or an S3 prefix, read in place: nothing is moved or\n"
         "deleted. Files are listed and stored a page (batch_size) at a time, in name order; after each page\n"
         "the checkpoint backfills/{name}.json records the last file done, so running the same command\n"
-        "again after a crash carries on from there. Its change entries carry \"backfill\": true, so a CMS\n"
+        'again after a crash carries on from there. Its change entries carry "backfill": true, so a CMS\n'
         "can tell an archive load from fresh news. Refused files are listed in backfills/{name}/.\n"
         "With --dispatch the pages go to `ingest worker` processes (never more than 2,000 tasks queued).\n\n"
         "exit codes: 0 all stored or unchanged, 1 some files refused, 2 the load failed (config, storage)",
@@ -493,6 +496,23 @@ def _dispatch_flags(parser: argparse.ArgumentParser, *, wait: bool) -> None:
             "--wait",
             action="store_true",
             help="with --dispatch: wait until the workers are done, then report and exit as an in-process run",
+        )
+
+
+def _metrics_flags(parser: argparse.ArgumentParser, whose: str, *, host: bool = True) -> None:
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help=f"serve {whose} Prometheus metrics at http://HOST:PORT/metrics (default: off)",
+    )
+    if host:
+        parser.add_argument(
+            "--metrics-host",
+            default="0.0.0.0",
+            metavar="HOST",
+            help="the address the metrics listen on (default 0.0.0.0, every interface: Prometheus scrapes from "
+            "elsewhere; the metrics hold source names and counts, no story text)",
         )
 
 
@@ -769,6 +789,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         loglevel=args.loglevel,
         pool=args.pool,
         events=args.events,
+        metrics_port=args.metrics_port,
     )
 
 
@@ -800,6 +821,20 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, graceful)
     if hasattr(signal, "SIGHUP"):  # not on Windows
         signal.signal(signal.SIGHUP, hangup)
+    serving = None
+    if args.metrics_port is not None:
+        serving = serve_metrics(
+            lambda: (current.settings, current.store, current.sources), args.metrics_port, args.metrics_host
+        )
+        log.info("metrics at http://%s:%d/metrics", args.metrics_host, serving.port)
+    try:
+        return _watched(args, current, stop, reload)
+    finally:
+        if serving is not None:
+            serving.close()
+
+
+def _watched(args: argparse.Namespace, current: Watching, stop: threading.Event, reload: Reload) -> int:
     log.info(
         "watching %s every %.1f s (%s); stop with Ctrl-C or SIGTERM, reload the config with SIGHUP",
         ", ".join(s.settings.location for s in current.sources),
@@ -864,8 +899,11 @@ def _cmd_retry_failed(args: argparse.Namespace) -> int:
         files = f"{len(names)} file{'s' if len(names) != 1 else ''}"
         for name in names:
             print(f"would requeue {where}/failed/{name}" if args.dry_run else f"requeued   {where}/{name}")
-        print(f"{source.settings.name}: {files} would be put back (dry run: nothing moved)" if args.dry_run else
-              f"{source.settings.name}: {files} put back")
+        print(
+            f"{source.settings.name}: {files} would be put back (dry run: nothing moved)"
+            if args.dry_run
+            else f"{source.settings.name}: {files} put back"
+        )
     return EXIT_OK
 
 

@@ -49,6 +49,7 @@ import secrets
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -56,12 +57,14 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
+from ingest import metrics
 from ingest.claims import where
 from ingest.errors import Check, ConfigError, InputError, RunError, StoreError, Transient
 from ingest.outcome import Outcome
 from ingest.report import FileRecord
 from ingest.settings import Settings, SourceSettings
 from ingest.sources import Candidate, Source
+from ingest.status import Tallies
 
 if TYPE_CHECKING:
     import redis
@@ -389,10 +392,13 @@ class _WorkerState:
     committers: dict[tuple[str, str, int], Committer] = field(default_factory=dict)
     broker: Broker | None = None
     lock: threading.RLock = field(default_factory=threading.RLock)
+    #: What this process's tasks took, on its way to the sources' states (``ingest status``).
+    tallies: Tallies = field(default_factory=Tallies)
 
     def fresh(self) -> None:
         if self.pid != os.getpid():  # a forked child: clients are not shared across processes
             self.pid, self.stores, self.committers, self.broker = os.getpid(), {}, {}, None
+            self.tallies = Tallies()
 
     def store(self, bucket: str) -> Store:
         from ingest.api import open_store
@@ -447,6 +453,7 @@ def take_job(job: Job, state: _WorkerState) -> list[FileRecord]:
 
     if SoftTimeLimitExceeded not in PASS_THROUGH:
         PASS_THROUGH.append(SoftTimeLimitExceeded)  # the time limit is the task's, never one file's fault
+    started = time.monotonic()
     assert state.settings is not None
     settings = state.settings.model_copy(update={"bucket": job.bucket, "prefix": job.prefix})
     broker = state.redis()
@@ -454,9 +461,10 @@ def take_job(job: Job, state: _WorkerState) -> list[FileRecord]:
     tries = broker.tried(job)
     records: list[FileRecord] = []
     finished = stored_fine = False
+    opened: Store | None = None
     try:
         source = open_source(job.source, state.store)
-        store = state.store(job.bucket)
+        store = opened = state.store(job.bucket)
         if tries > settings.max_deliveries:
             reason = (
                 f"its task stopped the worker running it {tries - 1} times (a crash, running out of memory, "
@@ -488,6 +496,12 @@ def take_job(job: Job, state: _WorkerState) -> list[FileRecord]:
         finished = True
         records = [_left(job, candidate, f"{exc}; left in the source for the next sweep")]
     finally:
+        metrics.process().files(records)
+        metrics.process().stage("task", time.monotonic() - started)
+        if job.backfill is None and records and opened is not None:  # an archive load is not a feed's traffic
+            counts = Counter(r.outcome for r in records)
+            errors = Counter((r.error.get("check") or "unknown") for r in records if r.error is not None)
+            state.tallies.add(opened, settings.prefix, job.source.name, job.source.location, counts, errors)
         broker.clear([job.mark], job.token)
         if finished:
             broker.clear([job.tries])  # this start did not stop its worker
@@ -695,11 +709,13 @@ def worker_main(
     loglevel: str,
     pool: str = "prefork",
     events: bool = False,
+    metrics_port: int | None = None,
 ) -> int:
     """``ingest worker``: a Celery worker consuming the ingest queue (returns when it stops). ``prefork``
     (the default) runs each task in a process of its own; ``threads`` runs many tasks side by side in one
     process (lighter, but a task that kills its process takes its neighbours' tasks with it, and threads
-    have no hard time limit). Either way ``concurrency`` defaults to :func:`default_concurrency`."""
+    have no hard time limit). Either way ``concurrency`` defaults to :func:`default_concurrency`. With
+    ``metrics_port``, the worker's metrics, summed over its processes, are served there (:func:`_metrics_served`)."""
     app = make_app(settings)
     connect(settings)  # fail early and clearly when the broker is not there
     argv = [
@@ -720,5 +736,45 @@ def worker_main(
         every = max(settings.poll_seconds, 10.0)
         app.conf.beat_schedule = {"sweep": {"task": SWEEP_TASK, "schedule": every, "options": {"expires": every}}}
         argv += ["--beat", f"--schedule={os.path.join(os.getcwd(), '.ingest-beat-schedule')}"]
-    app.worker_main(argv)
+    from celery.signals import worker_process_shutdown, worker_shutdown
+
+    # A pool process (prefork) or the worker itself (threads) writes the counts its tasks gathered as it stops.
+    worker_process_shutdown.connect(_flush_tallies, weak=False, dispatch_uid="ingest.tallies")
+    worker_shutdown.connect(_flush_tallies, weak=False, dispatch_uid="ingest.tallies.main")
+    if metrics_port is None:
+        app.worker_main(argv)
+        return 0
+    with _metrics_served(metrics_port):
+        app.worker_main(argv)
     return 0
+
+
+#: Where a worker serves its metrics: every interface, as exporters do, since Prometheus scrapes from elsewhere.
+METRICS_HOST = "0.0.0.0"
+
+
+@contextmanager
+def _metrics_served(port: int) -> Iterator[None]:
+    """``ingest worker --metrics-port``: the prefork pool's children are forked after this begins, so they count
+    into the files of ``metrics.multiprocess()``; this process serves the sum on ``port``, each child marks
+    itself dead as it exits, and the files are removed when the worker stops."""
+    from celery.signals import worker_process_shutdown
+
+    with metrics.multiprocess() as counted:
+        # weak=False: Celery holds the handler; the uid keeps a second worker_main in one process from doubling it.
+        worker_process_shutdown.connect(_process_ended, weak=False, dispatch_uid="ingest.metrics")
+        serving = metrics.serve_http(counted, METRICS_HOST, port)
+        log.info("metrics at http://%s:%d/metrics", METRICS_HOST, serving.port)
+        try:
+            yield
+        finally:
+            serving.close()
+
+
+def _flush_tallies(**_: Any) -> None:
+    _STATE.tallies.flush()
+
+
+def _process_ended(pid: int | None = None, **_: Any) -> None:
+    """Celery's ``worker_process_shutdown``, in a pool child about to exit."""
+    metrics.process_ended(pid or os.getpid())

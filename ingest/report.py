@@ -104,6 +104,7 @@ class RunReport(BaseModel):
     #: (``ingest.status`` records them in the source's state).
     _by_source: dict[str, tuple[Counter[str], Counter[str]]] = PrivateAttr(default_factory=dict)
     _arrived: dict[str, float] = PrivateAttr(default_factory=dict)
+    _sent: Counter[str] = PrivateAttr(default_factory=Counter)
 
     def model_post_init(self, context: Any, /) -> None:
         for record in self.loaded:
@@ -123,10 +124,16 @@ class RunReport(BaseModel):
         if when is not None and when > self._arrived.get(source, float("-inf")):
             self._arrived[source] = when
 
-    def tally(self, source: str) -> tuple[Counter[str], Counter[str], float | None]:
-        """``source``'s files per outcome, refused files per check, and its newest file's arrival, so far."""
+    def sent(self, source: str, files: int) -> None:
+        """``files`` of ``source`` were sent to workers."""
+        self.dispatched += files
+        self._sent[source] += files
+
+    def tally(self, source: str) -> tuple[Counter[str], Counter[str], float | None, int]:
+        """``source``'s files per outcome, refused files per check, its newest file's arrival, and the files it
+        sent to workers, so far."""
         counts, checks = self._by_source.get(source, (Counter(), Counter()))
-        return counts, checks, self._arrived.get(source)
+        return counts, checks, self._arrived.get(source), self._sent[source]
 
     @property
     def files(self) -> list[FileRecord]:

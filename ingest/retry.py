@@ -5,7 +5,7 @@ so attempts do not multiply unseen. A request is retried only when the store say
 transient (connection errors, timeouts, 500/502/503/504, SlowDown/throttling); it is tried at most
 ``attempts`` times in all, with full-jitter exponential backoff (0.1 s doubling, at most 5 s a wait),
 and no wait is started that would end past ``max_seconds`` from the first try; each retry writes one
-log line.
+log line and counts in ``ingest_storage_retries_total{operation,reason}`` (``ingest.metrics``).
 
 Sizing (the defaults, ``retry_attempts`` 12 and ``retry_max_seconds`` 60, in ``ingest.settings``).
 When a fraction ``p`` of tries fail independently, a request exhausts ``n`` tries with probability
@@ -45,6 +45,8 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from ingest import metrics
+
 log = logging.getLogger("ingest.retry")
 
 #: Backoff shape: full jitter, 0.1 s doubling, capped at 5 s a wait.
@@ -60,12 +62,18 @@ def policy(
     *,
     wait: Callable[[RetryCallState], float] | None = None,
     sleep: Callable[[float], None] | None = None,
+    reason: Callable[[BaseException], str] | None = None,
+    storage: bool = True,
 ) -> Retrying:
     """A tenacity ``Retrying`` for one storage request described by ``what`` (e.g. ``PUT key``).
 
-    Webhook deliveries (``ingest.webhooks``) use the same policy with their own ``wait`` (a longer backoff that
-    heeds ``Retry-After``); ``sleep`` is passed in by tests so retries take no time.
+    Each retry is counted in ``ingest_storage_retries_total``: ``operation`` is the first word of ``what`` (never
+    the key), ``reason`` what ``reason`` makes of the failure (the store passes one that gives S3's error code),
+    by default the exception's class name. Webhook deliveries (``ingest.webhooks``) use the same policy with
+    ``storage=False`` (not counted) and their own ``wait`` (a longer backoff that heeds ``Retry-After``);
+    ``sleep`` is passed in by tests so retries take no time.
     """
+    operation = what.split(maxsplit=1)[0] if what.strip() else "unknown"
 
     def _log(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
@@ -78,6 +86,8 @@ def policy(
             exc,
             wait,
         )
+        if storage and exc is not None:
+            metrics.process().storage_retry(operation, reason(exc) if reason else type(exc).__name__)
 
     return Retrying(
         retry=retry_if_exception(is_transient),

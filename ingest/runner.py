@@ -28,6 +28,7 @@ import os
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from datetime import datetime
 from tempfile import TemporaryFile
 from typing import TYPE_CHECKING, Protocol
 
+from ingest import metrics
 from ingest.claims import ShardClaims, shard_of, where
 from ingest.clock import Clock, utcnow
 from ingest.commit import Committer, new_run_id
@@ -188,12 +190,14 @@ def _record_states(
         if name not in swept:
             continue
         began, seconds = swept[name]
-        counts, errors, arrived = report.tally(name)
+        counts, errors, arrived, sent = report.tally(name)
+        if sent:  # the workers count what they take (``ingest.engine``); the records a --wait run collects are theirs
+            counts, errors = Counter(), Counter()
         error = report.source_errors.get(name) or report.error
-        if not (heartbeat or counts or error):
+        if not (heartbeat or counts or error or sent):
             continue
         sweep = StatusSweep(name, source.settings.location, report.run_id, began, finished, seconds, counts, errors)
-        sweep.last_item, sweep.error = arrived, error
+        sweep.last_item, sweep.error, sweep.dispatched = arrived, error, sent
         record_state(store, prefix, sweep)
 
 
@@ -240,13 +244,28 @@ class _Sweep:
         self.dispatcher: Dispatcher | None = None
         self.dispatched: Dispatched | None = None
         self.storage_failed = False
+        #: Whether its records count into ``ingest_files_total`` here (a worker's task counts its own).
+        self.counted = True
+
+    def _time(self, stage: str, mark: float) -> float:
+        """Add the time since ``mark`` to the report's ``stage`` and observe it as a metric; returns the clock now."""
+        now = self.report.add_time(stage, mark)
+        metrics.process().stage(stage, now - mark)
+        return now
+
+    def _add(self, record: FileRecord) -> None:
+        self.report.add(record)
+        if self.counted:
+            metrics.process().files((record,))
+        if self.reporter:
+            self.reporter.file(record)
 
     def run(self, stop: Callable[[], bool]) -> None:
         """List the source, then a batch at a time: lease what is ready, take it (or send it to workers).
         The listing is gone through as the batches go, never held whole."""
         mark = time.monotonic()
         scan = self.source.scan(self.clock().timestamp())
-        self.report.add_time("scan", mark)
+        self._time("scan", mark)
         mover = ThreadPoolExecutor(max_workers=1, thread_name_prefix="move")
         moving: Future[list[FileRecord]] | None = None
         try:
@@ -301,9 +320,7 @@ class _Sweep:
         for _, records, _ in stored.moves:
             for record in records:
                 record.message = "left in the source for the next run"
-                self.report.add(record)
-                if self.reporter:
-                    self.reporter.file(record)
+                self._add(record)
 
     def batch(self, candidates: Sequence[Candidate], stop: Callable[[], bool] = lambda: False) -> list[FileRecord]:
         """Read, prepare, commit and move these files; their records, in order."""
@@ -320,10 +337,10 @@ class _Sweep:
                 items = self._prepare(candidate)
                 if items is not None:  # None: another run moved it after we listed it; not ours to report
                     work.append((candidate, items))
-            mark = self.report.add_time("read_and_parse", mark)
+            mark = self._time("read_and_parse", mark)
             batch = [item for _, items in work for item in items]
             outcomes = iter(self.committer.commit(batch, backfill=self.backfill))
-            self.report.add_time("store", mark)
+            self._time("store", mark)
         except StoreError:
             self.storage_failed = True
             raise
@@ -350,14 +367,12 @@ class _Sweep:
         else:  # a rename is a few system calls: threads would only fight over the interpreter
             for move in stored.moves:
                 settle(move)
-        self.report.add_time("move", mark)
+        self._time("move", mark)
         done = [record for _, file_records, _ in stored.moves for record in file_records]
         for candidate, _, _ in stored.moves:
             self.report.arrived(self.name, candidate.arrived)
         for record in done:
-            self.report.add(record)
-            if self.reporter:
-                self.reporter.file(record)
+            self._add(record)
         return done
 
     def send(self, candidates: Sequence[Candidate]) -> None:
@@ -371,7 +386,7 @@ class _Sweep:
             if items is not None:
                 self.report.arrived(self.name, candidate.arrived)
         sent, deferred = self.dispatcher.send(self.source.settings, groups, self.report.run_id)
-        self.report.dispatched += sent
+        self.report.sent(self.name, sent)
         for display in deferred:
             self.report.waiting.append(display)
             log.info("%s: an earlier file of its article is still with the workers; left for the next sweep", display)
@@ -476,6 +491,7 @@ def take_files(
     report = RunReport(run_id=committer.run_id, started_at=clock(), sources=[source.settings.name])
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="move") as pool:
         sweep = _Sweep(settings, source, committer, report, None, clock, pool, backfill=backfill)
+        sweep.counted = False  # its caller counts them (``ingest.engine.take_job``)
         return sweep.batch(candidates)
 
 

@@ -24,6 +24,8 @@ otherwise; a store that cannot be read raises ``StoreError`` (the CLI exits 2).
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -59,6 +61,7 @@ class LastSweep(BaseModel):
     finished_at: datetime
     seconds: float = Field(description="How long the sweep of this source took.")
     counts: dict[str, int] = Field(default_factory=dict, description="Files per outcome in this sweep.")
+    dispatched: int = Field(default=0, description="Files sent to workers (`--dispatch`); the workers count those.")
     error: str | None = Field(default=None, description="Why the sweep failed; null when it did not.")
 
 
@@ -90,23 +93,24 @@ class SourceState(BaseModel):
         oldest = (sweep.finished_at - timedelta(hours=KEEP_HOURS)).astimezone(UTC).strftime(_HOUR)
         arrived = datetime.fromtimestamp(sweep.last_item, UTC) if sweep.last_item is not None else None
         last_item = max((t for t in (self.last_item_at, arrived) if t is not None), default=None)
-        newer = self.last_sweep is None or self.last_sweep.finished_at <= sweep.finished_at
-        last = LastSweep(
-            run_id=sweep.run_id,
-            started_at=sweep.started_at,
-            finished_at=sweep.finished_at,
-            seconds=round(sweep.seconds, 3),
-            counts=dict(sweep.counts),
-            error=sweep.error,
-        )
-        success = self.last_success_at
-        if sweep.error is None and (success is None or success < sweep.finished_at):
+        last, success = self.last_sweep, self.last_success_at
+        if sweep.run_id is not None and (last is None or last.finished_at <= sweep.finished_at):
+            last = LastSweep(
+                run_id=sweep.run_id,
+                started_at=sweep.started_at,
+                finished_at=sweep.finished_at,
+                seconds=round(sweep.seconds, 3),
+                counts=dict(sweep.counts),
+                dispatched=sweep.dispatched,
+                error=sweep.error,
+            )
+        if sweep.run_id is not None and sweep.error is None and (success is None or success < sweep.finished_at):
             success = sweep.finished_at
         return SourceState(
             source=self.source,
             location=sweep.location or self.location,
             first_swept_at=min(t for t in (self.first_swept_at, sweep.started_at) if t is not None),
-            last_sweep=last if newer else self.last_sweep,
+            last_sweep=last,
             last_success_at=success,
             last_item_at=last_item,
             hours={h: c for h, c in sorted(hours.items()) if h > oldest},
@@ -126,11 +130,12 @@ class SourceState(BaseModel):
 
 @dataclass
 class Sweep:
-    """One source's part of a run, as ``record`` adds it to the source's state."""
+    """One source's part of a run, as ``record`` adds it to the source's state; with no ``run_id``, files a
+    worker took (``ingest.engine``): counted, but no sweep."""
 
     source: str
     location: str
-    run_id: str
+    run_id: str | None
     started_at: datetime
     finished_at: datetime
     seconds: float
@@ -140,6 +145,7 @@ class Sweep:
     #: When the newest file taken had arrived (epoch seconds); None when none was, or it is not known.
     last_item: float | None = None
     error: str | None = None
+    dispatched: int = 0
 
 
 def read_state(store: Store, prefix: str, source: str) -> SourceState | None:
@@ -336,7 +342,10 @@ def _text(status: Status) -> str:
         if sweep is None:
             lines.append("  last sweep     never (no run has recorded one)")
         else:
-            counts = ", ".join(f"{n} {w}" for w, n in sorted(sweep.counts.items())) or "no files"
+            counts = ", ".join(f"{n} {w}" for w, n in sorted(sweep.counts.items()))
+            if sweep.dispatched:
+                counts += f"{', ' if counts else ''}{sweep.dispatched} sent to workers"
+            counts = counts or "no files"
             ago = age((now - sweep.finished_at).total_seconds())
             lines.append(f"  last sweep     {_when(sweep.finished_at)} ({ago} ago), {sweep.seconds:.1f} s: {counts}")
         lines.append(
@@ -359,3 +368,50 @@ def _text(status: Status) -> str:
     verdict = "all sources healthy" if status.healthy else "some sources need attention"
     lines.append(f"{verdict}; checked {_when(status.checked_at)}")
     return "\n".join(lines)
+
+
+class Tallies:
+    """Files taken outside a sweep (``ingest worker`` tasks) added to their sources' states: a state update per
+    task would double a task's writes, so counts gather here and are written at most every ``every`` seconds
+    (at the end of a task once that long has passed, else by a timer). A worker process killed outright loses
+    the counts of its last ``every`` seconds; a dispatching sweep records the rest of the state itself."""
+
+    def __init__(self, every: float = 5.0) -> None:
+        self.every = every
+        self._lock = threading.Lock()
+        self._pending: dict[tuple[int, str, str], tuple[Store, Sweep]] = {}
+        self._last = time.monotonic()
+        self._timer: threading.Timer | None = None
+
+    def add(
+        self, store: Store, prefix: str, source: str, location: str, counts: Counter[str], errors: Counter[str]
+    ) -> None:
+        """Count these files of ``source`` (in ``store`` under ``prefix``); written soon."""
+        with self._lock:
+            key = (id(store), prefix, source)
+            held = self._pending.get(key)
+            if held is None:
+                now = datetime.now(UTC)
+                held = (store, Sweep(source, location, None, now, now, 0.0))
+                self._pending[key] = held
+            held[1].counts.update(counts)
+            held[1].errors.update(errors)
+            held[1].finished_at = datetime.now(UTC)
+            due = time.monotonic() - self._last >= self.every
+            if not due and self._timer is None:
+                self._timer = threading.Timer(self.every, self.flush)
+                self._timer.daemon = True
+                self._timer.start()
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what has gathered."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            self._last = time.monotonic()
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        for (_, prefix, _), (store, sweep) in pending.items():
+            record(store, prefix, sweep)

@@ -565,6 +565,7 @@ class Notifier:
             what,
             wait=_backoff,
             sleep=self._sleep,
+            storage=False,  # a webhook endpoint's trouble is not the store's: not in ingest_storage_retries_total
         )
         outcome: Outcome = "delivered"
         error: str | None = None

@@ -243,3 +243,72 @@ def test_a_lost_reply_to_a_lease_renewal_keeps_the_lease_and_the_file_moves(
     assert len(list((drop / "processed").rglob("*.txt"))) == 3
     healthy = S3Store(settings.bucket, attempts=3, max_seconds=10)
     assert list(healthy.list_keys(f"{prefix}locks/")) == []  # released with the ETag of our own write
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_watch_serves_metrics_that_change_as_files_arrive(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    drop = tmp_path / "drop"
+    fill(drop, 2, now=datetime.now(UTC))
+    port = _free_port()
+    watcher = _ingest(
+        "watch", "--source", str(drop), "--interval", "0.2", "--metrics-port", str(port), "--metrics-host",
+        "127.0.0.1", "--log-format", "json", env=cli_env,
+    )  # fmt: skip
+    created = ("ingest_files_total", (("outcome", "created"), ("source", "drop")))
+    try:
+        deadline, seen = time.time() + 60, {}
+        while seen.get(created) != 2 and time.time() < deadline:
+            time.sleep(0.2)
+            try:
+                seen = _scrape(port)
+            except OSError:
+                continue  # not listening yet
+        assert seen.get(created) == 2
+        backlog = ("ingest_source_backlog_files", (("source", "drop"),))
+        while seen.get(backlog) != 0 and time.time() < deadline:
+            time.sleep(0.5)  # the gauges are looked at again at most every 5 s
+            seen = _scrape(port)
+        assert seen[backlog] == 0
+        assert seen[("ingest_stage_duration_seconds_count", (("stage", "store"),))] >= 1
+        assert ("ingest_source_last_success_timestamp_seconds", (("source", "drop"),)) in seen
+        (drop / "bad.txt").write_bytes(b"")
+        os.utime(drop / "bad.txt", (time.time() - 60, time.time() - 60))
+        refused = ("ingest_file_errors_total", (("check", "headline"), ("source", "drop")))
+        deadline = time.time() + 60
+        while seen.get(refused) != 1 and time.time() < deadline:
+            time.sleep(0.2)
+            seen = _scrape(port)
+        assert seen.get(refused) == 1
+        assert seen[("ingest_files_total", (("outcome", "failed"), ("source", "drop")))] == 1
+        assert seen[created] == 2
+        deadline = time.time() + 30
+        while seen.get(("ingest_source_failed_files", (("source", "drop"),))) != 1 and time.time() < deadline:
+            time.sleep(0.5)  # the gauges are looked at again at most every 5 s
+            seen = _scrape(port)
+        assert seen[("ingest_source_failed_files", (("source", "drop"),))] == 1
+    finally:
+        watcher.send_signal(signal.SIGTERM)
+        _, err = watcher.communicate(timeout=60)
+    assert watcher.returncode == 1, err  # a file was refused during the watch
+    assert "Traceback" not in err

@@ -77,6 +77,15 @@ def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
+def _retry_reason(exc: BaseException) -> str:
+    """Why a request is retried, as ``ingest_storage_retries_total`` labels it: S3's error code (``SlowDown``), the
+    bare status when there is none (``HTTP 503``), or the exception's class (``EndpointConnectionError``)."""
+    if not isinstance(exc, ClientError):
+        return type(exc).__name__
+    status = _status(exc)
+    return _code(exc) or (f"HTTP {status}" if status else "ClientError")
+
+
 def is_transient(exc: BaseException) -> bool:
     """True for failures worth retrying: connection trouble, timeouts, 5xx, throttling."""
     if isinstance(exc, _TRANSIENT_EXC):
@@ -147,7 +156,7 @@ class S3Store:
 
     def _call(self, what: str, key: str, fn: Callable[[], T]) -> T:
         try:
-            for attempt in policy(self.attempts, self.max_seconds, is_transient, what):
+            for attempt in policy(self.attempts, self.max_seconds, is_transient, what, reason=_retry_reason):
                 with attempt:
                     return fn()
         except ClientError as exc:
@@ -353,13 +362,21 @@ class S3Store:
                 kwargs["ContinuationToken"] = token
             call = functools.partial(self.client.list_objects_v2, **kwargs)
             page = self._call(f"LIST {prefix} (one level)", prefix, call)
-            entries: list[Listed] = [ListedObject(o["Key"], int(o.get("Size", 0))) for o in page.get("Contents", [])]
+            entries: list[Listed] = [
+                ListedObject(o["Key"], int(o.get("Size", 0)), _modified(o)) for o in page.get("Contents", [])
+            ]
             entries += [ListedPrefix(p["Prefix"]) for p in page.get("CommonPrefixes", []) if "Prefix" in p]
             # S3 answers objects and sub-prefixes in two lists; one page is one stretch of the key order.
             yield from sorted(entries, key=lambda entry: entry.key)
             if not page.get("IsTruncated"):
                 return
             token = page.get("NextContinuationToken")
+
+
+def _modified(listed: Any) -> float | None:
+    """An object's LastModified from a listing, as epoch seconds."""
+    when = listed.get("LastModified")
+    return when.timestamp() if when is not None else None
 
 
 if TYPE_CHECKING:  # mypy proves S3Store keeps to the protocol
