@@ -250,6 +250,12 @@ def test_run_dispatch_wait_reports_like_an_in_process_run(
     assert len(reports) == 1
     stored = json.loads(store.get(reports[0]).body)  # type: ignore[union-attr]
     assert stored["counts"] == {"created": 5, "failed": 1}
+    # ingest status: the workers counted what they took (written as they stopped, if not before); the
+    # dispatching sweep recorded what it sent, not the records it collected from them again
+    (key,) = store.list_keys(f"{prefix}status/")
+    state = json.loads(store.get(key).body)  # type: ignore[union-attr]
+    assert state["totals"] == {"created": 5, "failed": 1} and state["error_totals"] == {"headline": 1}
+    assert state["last_sweep"]["dispatched"] == 6 and state["last_sweep"]["counts"] == {}
 
 
 def test_no_broker_is_a_clear_error(tmp_path: Path, cli_env: dict[str, str]) -> None:

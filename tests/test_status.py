@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from ingest.keys import status_key
 from ingest.report import Reporter
 from ingest.runner import run_once, watch
 from ingest.settings import Settings, SourceSettings, load_settings, parse_duration
-from ingest.status import Sweep, read_state, record
+from ingest.status import Sweep, Tallies, read_state, record
 from ingest.stores.faults import FaultyStore
 from ingest.stores.memory import MemoryStore
 from tests.conftest import BUCKET, cli
@@ -227,3 +228,24 @@ def test_the_cli_reports_a_drop_folder_and_an_s3_inbox_and_exits_0_1_2(
     denied = {**cli_env, "AWS_SECRET_ACCESS_KEY": "wrong"}
     broken = cli("status", "--config", str(config), env=denied)
     assert broken.returncode == 2 and broken.stderr.startswith("error: ")
+
+
+def test_a_workers_counts_gather_and_are_written_soon_without_making_a_sweep() -> None:
+    from collections import Counter
+
+    store = MemoryStore()
+    tallies = Tallies(every=0.2)
+    tallies.add(store, PREFIX, "wires", "/in", Counter(created=1), Counter())
+    tallies.add(store, PREFIX, "wires", "/in", Counter(failed=1), Counter(parse=1))
+    assert read_state(store, PREFIX, "wires") is None  # gathered, not yet written
+    deadline = time.monotonic() + 10
+    while read_state(store, PREFIX, "wires") is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # the timer writes them
+    state = read_state(store, PREFIX, "wires")
+    assert state is not None
+    assert state.totals == {"created": 1, "failed": 1} and state.error_totals == {"parse": 1}
+    assert state.last_sweep is None and state.last_success_at is None  # a worker's task is not a sweep
+    time.sleep(0.25)
+    tallies.add(store, PREFIX, "wires", "/in", Counter(created=1), Counter())  # due: written at once
+    state = read_state(store, PREFIX, "wires")
+    assert state is not None and state.totals == {"created": 2, "failed": 1}
