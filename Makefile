@@ -11,7 +11,7 @@ S3DIR  := .local/s3
 REDISDIR := .local/redis
 SHARED := ../shared
 
-.PHONY: help setup run test check lint typecheck schemas s3-up s3-down redis-up redis-down bench clean
+.PHONY: help setup run test check lint typecheck schemas s3-up s3-down redis-up redis-down bench browser clean
 
 help:           ## list the targets
 	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -54,8 +54,22 @@ run: s3-up      ## start the local S3, ingest examples/ (and the seed), show a s
 	  echo "Stop it with:  make s3-down"; \
 	  exit $$status
 
-test: check     ## what CI runs: ruff, mypy --strict, schemas current, then the whole suite (starts its own SeaweedFS and Redis)
+test: check browser ## what CI runs: ruff, mypy --strict, schemas current, then the whole suite (starts its own SeaweedFS and Redis)
 	$(BIN)/pytest -q
+
+# The browser tests (tests/test_browser.py) drive Debian's chromium: Playwright is told its path and never
+# downloads a browser of its own. As root (CI) a missing one is installed; otherwise they are skipped, and this says how.
+CHROMIUM := /usr/bin/chromium
+
+browser:        ## Debian's chromium for the browser tests: installed when missing (as root), else how to
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	else \
+	  echo "note: $(CHROMIUM) is missing, so the browser tests will be skipped; to run them:"; \
+	  echo "  sudo apt-get install --no-install-recommends chromium"; \
+	fi
 
 check: $(STAMP) ## ruff, mypy --strict, and the JSON Schemas are current
 	$(BIN)/ruff check ingest tests

@@ -71,6 +71,7 @@ from ingest.runner import Reload, Watching, run_once, watch
 from ingest.settings import Settings, SourceSettings, load_settings
 from ingest.status import SourceStatus, Status
 from ingest.stores import FaultyStore, MemoryStore, S3Store, Store
+from ingest.web import serve
 from ingest.webhooks import Delivery, Notified, Notifier
 
 __all__ = [
@@ -139,6 +140,7 @@ __all__ = [
     "retry_failed",
     "rollback",
     "run_once",
+    "serve",
     "serve_metrics",
     "setup_logging",
     "start_worker",

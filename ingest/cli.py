@@ -49,13 +49,14 @@ from ingest import (
     retry_failed,
     rollback,
     run_once,
+    serve,
     serve_metrics,
     setup_logging,
     start_worker,
     status,
     watch,
 )
-from ingest.settings import Settings, config_location, load_settings, pick_sources
+from ingest.settings import Settings, config_location, load_settings, pick_sources, ui_token
 
 EXIT_OK, EXIT_REFUSED, EXIT_RUN_FAILED = 0, 1, 2
 log = logging.getLogger("ingest.cli")
@@ -150,6 +151,11 @@ _EXAMPLES: dict[str, tuple[str, ...]] = {
         "ingest status                            every source: healthy, quiet or failing, and why",
         "ingest status --json                     the same as one JSON object, for scripts and probes",
         "ingest status --source wires || page-the-desk   exit 1 when wires is quiet or has refused files",
+    ),
+    "serve": (
+        "ingest serve                             http://127.0.0.1:8080/ (Retry is on when $INGEST_UI_TOKEN is set)",
+        "ingest serve --port 9000 --config /etc/ingest/ingest.yaml",
+        "ingest serve --host 0.0.0.0              every interface: anyone who can reach it reads the stories",
     ),
     "backfill": (
         "ingest backfill /archive/1998-2024        load a folder tree in place (resumes where it stopped)",
@@ -426,6 +432,31 @@ def build_parser(given: Mapping[str, str | None] | None = None) -> argparse.Argu
     p.add_argument("--json", action="store_true", help="one JSON object (times in UTC, ISO 8601)")
 
     p = command(
+        "serve",
+        "a web page for the person on call: sources, failed files and Retry, runs, articles, metrics",
+        "Serve a small web application for the person on call (plain HTML, no JavaScript needed):\n"
+        "  /                every source: healthy, quiet or failing and why; last sweep, last clean sweep,\n"
+        "                   last item, backlog, 24 h counts; the failed files with their reasons, a Retry each\n"
+        "  /runs/RUN_ID     a run report: counts, timings, errors, source errors, file records\n"
+        "  /articles/ID     an article's history, any version's document and renditions (ninjs, ANS), and\n"
+        "                   the paragraph diff between two versions\n"
+        "  /metrics         Prometheus metrics: per-source gauges, and the files the runs counted\n"
+        "  /healthz         200 ok when the storage can be read, else 503 (for probes)\n\n"
+        "Whoever can reach the page can read the stories: it listens on 127.0.0.1 unless --host says\n"
+        "otherwise (then it warns), and there it answers only requests addressed to a loopback name.\n"
+        "Retry puts one refused file back into its source, as `ingest retry-failed --source SOURCE NAME`\n"
+        "does; it needs the token held in $INGEST_UI_TOKEN where the server starts, typed into the page\n"
+        "(or sent as `Authorization: Bearer TOKEN`), and is off without it. Requests from other sites are\n"
+        "refused (their Origin, and a form check tied to a cookie). Stop with Ctrl-C or SIGTERM.\n\n"
+        "exit codes: 0 stopped cleanly, 2 the config or storage failed, or the address cannot be bound",
+        _cmd_serve,
+    )
+    p.add_argument(
+        "--host", default="127.0.0.1", metavar="ADDRESS", help="address to listen on (default 127.0.0.1: this machine)"
+    )
+    p.add_argument("--port", type=int, default=8080, metavar="PORT", help="port to listen on (default 8080; 0: any)")
+
+    p = command(
         "backfill",
         "load an archive (folder tree or S3 prefix) in place, resumably",
         "Load every file under a folder (recursively) or an S3 prefix, read in place: nothing is moved or\n"
@@ -560,7 +591,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _log_format(args: argparse.Namespace) -> LogFormat:
     if args.log_format != "auto":
         return "json" if args.log_format == "json" else "text"
-    sweeping = args.command in {"run", "watch", "worker"}
+    sweeping = args.command in {"run", "watch", "worker", "serve"}  # services: their logs go to collectors
     return "json" if sweeping and not sys.stderr.isatty() else "text"
 
 
@@ -911,6 +942,11 @@ def _cmd_status(args: argparse.Namespace) -> int:
     report = status(_settings(args))
     print(report.model_dump_json(indent=2) if args.json else report.text(), flush=True)
     return report.exit_code
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    serve(_settings(args), args.host, args.port, token=ui_token())  # returns when stopped by a signal
+    return EXIT_OK
 
 
 def _cmd_formats(args: argparse.Namespace) -> int:

@@ -269,6 +269,18 @@ class WebhookSettings(BaseModel):
         return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
+#: The variable holding the token that lets people change things through ``ingest serve`` (Retry).
+UI_TOKEN_ENV = "INGEST_UI_TOKEN"
+
+
+def ui_token(env: Mapping[str, str] | None = None) -> str | None:
+    """The token that switches ``ingest serve``'s Retry on, from ``$INGEST_UI_TOKEN`` (``env``, by default the
+    process environment); None when it is unset or blank, and every change through the page is refused. A
+    secret, like a webhook's: never a config-file key, so it is not written down beside the settings."""
+    value = (os.environ if env is None else env).get(UI_TOKEN_ENV, "").strip()
+    return value or None
+
+
 def webhook_secret(webhook: WebhookSettings, env: Mapping[str, str] | None = None) -> str:
     """The signing secret of ``webhook``, from the variable its ``secret_env`` names (``env``, by default the
     process environment); a ``ConfigError`` naming the variable (never a value) when it is unset or empty."""

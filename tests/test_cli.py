@@ -35,6 +35,7 @@ COMMANDS = {
     "run": "Sweep every configured source once",
     "watch": "Sweep sources every poll_seconds until SIGINT or SIGTERM",
     "status": "For each source: its state (healthy, quiet or failing) and why",
+    "serve": "Serve a small web application for the person on call",
     "retry-failed": "Move every file in each source's failed/ back into the source",
     "worker": "Run a Celery worker (8 task processes per core by default)",
     "backfill": "Load every file under a folder (recursively) or an S3 prefix, read in place",

@@ -92,6 +92,7 @@ PUBLIC = [
     "retry_failed",
     "rollback",
     "run_once",
+    "serve",
     "serve_metrics",
     "setup_logging",
     "start_worker",

@@ -245,6 +245,10 @@ def test_a_lost_reply_to_a_lease_renewal_keeps_the_lease_and_the_file_moves(
     assert list(healthy.list_keys(f"{prefix}locks/")) == []  # released with the ETag of our own write
 
 
+#: Scraped samples by (name, sorted labels).
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
 def _free_port() -> int:
     import socket
 
@@ -253,7 +257,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+def _scrape(port: int) -> Samples:
     import urllib.request
 
     from prometheus_client.parser import text_string_to_metric_families
@@ -267,6 +271,21 @@ def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     }
 
 
+def _scrape_until(port: int, wanted: Samples, seconds: float = 60) -> Samples:
+    """Scrape until every sample in ``wanted`` has its value (the gauges are looked at again at most every 5 s,
+    and a sweep records its state after its files are counted); the last scrape."""
+    deadline, seen = time.time() + seconds, Samples()
+    while time.time() < deadline:
+        try:
+            seen = _scrape(port)
+        except OSError:
+            seen = {}  # not listening yet
+        if all(seen.get(name) == value for name, value in wanted.items()):
+            break
+        time.sleep(0.25)
+    return seen
+
+
 def test_watch_serves_metrics_that_change_as_files_arrive(tmp_path: Path, cli_env: dict[str, str]) -> None:
     drop = tmp_path / "drop"
     fill(drop, 2, now=datetime.now(UTC))
@@ -275,38 +294,21 @@ def test_watch_serves_metrics_that_change_as_files_arrive(tmp_path: Path, cli_en
         "watch", "--source", str(drop), "--interval", "0.2", "--metrics-port", str(port), "--metrics-host",
         "127.0.0.1", "--log-format", "json", env=cli_env,
     )  # fmt: skip
+    src = (("source", "drop"),)
     created = ("ingest_files_total", (("outcome", "created"), ("source", "drop")))
+    failed = ("ingest_files_total", (("outcome", "failed"), ("source", "drop")))
+    refused = ("ingest_file_errors_total", (("check", "headline"), ("source", "drop")))
     try:
-        deadline, seen = time.time() + 60, {}
-        while seen.get(created) != 2 and time.time() < deadline:
-            time.sleep(0.2)
-            try:
-                seen = _scrape(port)
-            except OSError:
-                continue  # not listening yet
-        assert seen.get(created) == 2
-        backlog = ("ingest_source_backlog_files", (("source", "drop"),))
-        while seen.get(backlog) != 0 and time.time() < deadline:
-            time.sleep(0.5)  # the gauges are looked at again at most every 5 s
-            seen = _scrape(port)
-        assert seen[backlog] == 0
+        seen = _scrape_until(port, {created: 2, ("ingest_source_backlog_files", src): 0})
+        assert seen.get(created) == 2 and seen.get(("ingest_source_backlog_files", src)) == 0
         assert seen[("ingest_stage_duration_seconds_count", (("stage", "store"),))] >= 1
-        assert ("ingest_source_last_success_timestamp_seconds", (("source", "drop"),)) in seen
+        assert failed not in seen and refused not in seen
         (drop / "bad.txt").write_bytes(b"")
         os.utime(drop / "bad.txt", (time.time() - 60, time.time() - 60))
-        refused = ("ingest_file_errors_total", (("check", "headline"), ("source", "drop")))
-        deadline = time.time() + 60
-        while seen.get(refused) != 1 and time.time() < deadline:
-            time.sleep(0.2)
-            seen = _scrape(port)
-        assert seen.get(refused) == 1
-        assert seen[("ingest_files_total", (("outcome", "failed"), ("source", "drop")))] == 1
-        assert seen[created] == 2
-        deadline = time.time() + 30
-        while seen.get(("ingest_source_failed_files", (("source", "drop"),))) != 1 and time.time() < deadline:
-            time.sleep(0.5)  # the gauges are looked at again at most every 5 s
-            seen = _scrape(port)
-        assert seen[("ingest_source_failed_files", (("source", "drop"),))] == 1
+        seen = _scrape_until(port, {refused: 1, failed: 1, ("ingest_source_failed_files", src): 1})
+        assert seen.get(refused) == 1 and seen.get(failed) == 1 and seen[created] == 2
+        assert seen.get(("ingest_source_failed_files", src)) == 1
+        assert seen.get(("ingest_source_last_success_timestamp_seconds", src), 0) > time.time() - 300
     finally:
         watcher.send_signal(signal.SIGTERM)
         _, err = watcher.communicate(timeout=60)
