@@ -35,7 +35,7 @@ from ingest.runner import Commits
 from ingest.settings import Settings, pick_sources
 from ingest.sources import Source
 from ingest.split import Rules
-from ingest.status import Status
+from ingest.status import FAILED_SHOWN, Status
 from ingest.status import look as look_at_sources
 from ingest.stores.base import Store
 from ingest.stores.s3 import S3Store
@@ -93,12 +93,41 @@ def status(
     *,
     open_store: Callable[[str], Store] | None = None,
     clock: Clock = utcnow,
+    failed_shown: int = FAILED_SHOWN,
 ) -> Status:
     """Every configured source's state now (``ingest status``, ``ingest serve``): its last sweep, last item,
     last 24 hours, backlog and failed files, and whether it is healthy, quiet or failing. Raises
-    ``StoreError`` when the document store cannot be read."""
+    ``StoreError`` when the document store cannot be read. The stores it opens itself try a request only
+    briefly (``looking``): a probe wants an answer within seconds, not a minute of retries."""
+    settings = looking(settings)
     sources = open_sources(settings, open_store)
-    return look_at_sources(settings, store or _store_for(settings, settings.bucket), sources, clock())
+    store = store or _store_for(settings, settings.bucket)
+    return look_at_sources(settings, store, sources, clock(), failed_shown=failed_shown)
+
+
+#: The retry budget of a look (``ingest status``, the page, a metrics scrape): 3 tries within 5 s.
+LOOK_ATTEMPTS, LOOK_SECONDS = 3, 5.0
+
+
+def looking(settings: Settings) -> Settings:
+    """``settings`` with the short retry budget of a look: a store that is down is said so in seconds."""
+    attempts = min(settings.retry_attempts, LOOK_ATTEMPTS)
+    seconds = min(settings.retry_max_seconds, LOOK_SECONDS)
+    return settings.model_copy(update={"retry_attempts": attempts, "retry_max_seconds": seconds})
+
+
+def store_cache(settings: Settings) -> Callable[[str], Store]:
+    """``open_store`` for a long-lived process (``ingest serve``, a watch's metrics): one store per bucket, made
+    once, with the short retry budget of a look."""
+    quick, made, lock = looking(settings), dict[str, Store](), threading.Lock()
+
+    def opened(bucket: str) -> Store:
+        with lock:
+            if bucket not in made:
+                made[bucket] = _store_for(quick, bucket)
+            return made[bucket]
+
+    return opened
 
 
 def _file_name(name: str) -> str:
@@ -297,18 +326,24 @@ def serve_metrics(
     lock = threading.Lock()
     cached: list[SourceGauges] = []
     looked = [float("-inf")]  # when, on the monotonic clock
+    quick: dict[int, tuple[Store, list[Source]]] = {}  # the watch's settings (by identity) as a look opens them
 
     def current() -> list[SourceGauges]:
         with lock:
             if time.monotonic() - looked[0] >= fresh_seconds:
-                settings, store, sources = looked_at()
-                cached[:] = gauges(look_at_sources(settings, store, sources, clock()))
-                looked[0] = time.monotonic()
+                looked[0] = time.monotonic()  # a failed look is not tried again at every scrape either
+                settings, _store, _sources = looked_at()
+                if id(settings) not in quick:  # at the start and after a reload: stores with a short budget
+                    opened = store_cache(settings)
+                    quick.clear()
+                    quick[id(settings)] = (opened(settings.bucket), open_sources(looking(settings), opened))
+                store, sources = quick[id(settings)]
+                cached[:] = gauges(look_at_sources(looking(settings), store, sources, clock(), failed_shown=0))
             return list(cached)
 
     counted = process_metrics()
-    counted.watch_sources(current)
-    return serve_http(counted, host, port)
+    stop = counted.watch_sources(current)
+    return serve_http(counted, host, port, on_close=stop)
 
 
 def backfill(

@@ -448,7 +448,8 @@ def build_parser(given: Mapping[str, str | None] | None = None) -> argparse.Argu
         "does; it needs the token held in $INGEST_UI_TOKEN where the server starts, typed into the page\n"
         "(or sent as `Authorization: Bearer TOKEN`), and is off without it. Requests from other sites are\n"
         "refused (their Origin, and a form check tied to a cookie). Stop with Ctrl-C or SIGTERM.\n\n"
-        "exit codes: 0 stopped cleanly, 2 the config or storage failed, or the address cannot be bound",
+        "exit codes: 0 stopped cleanly, 2 the config is wrong or the address cannot be bound (storage that\n"
+        "cannot be read does not stop it: the pages and /healthz say so, with 503)",
         _cmd_serve,
     )
     p.add_argument(

@@ -499,7 +499,7 @@ def take_job(job: Job, state: _WorkerState) -> list[FileRecord]:
         metrics.process().files(records)
         metrics.process().stage("task", time.monotonic() - started)
         if job.backfill is None and records and opened is not None:  # an archive load is not a feed's traffic
-            counts = Counter(r.outcome for r in records)
+            counts = Counter(r.outcome for r in records if r.settled)
             errors = Counter((r.error.get("check") or "unknown") for r in records if r.error is not None)
             state.tallies.add(opened, settings.prefix, job.source.name, job.source.location, counts, errors)
         broker.clear([job.mark], job.token)

@@ -8,7 +8,9 @@ Counters and the histogram (counted by the process that does the work):
 
 ``ingest_files_total{source,outcome}``
     Files ingest settled, one per file record (``ingest.report.FileRecord``), by the record's ``outcome``
-    (``created``, ``updated``, ``unchanged``, ``failed``...).
+    (``created``, ``updated``, ``unchanged``, ``failed``...). A file left in its source because storage kept
+    failing is not settled: it counts under ``ingest_file_errors_total{check="storage"}`` only, and here
+    when a later run takes it.
 ``ingest_file_errors_total{source,check}``
     Files refused, one per file record that carries an error, by the error's ``check`` word (``parse``,
     ``storage``, ``worker-lost``...; ``unknown`` when it has none).
@@ -24,7 +26,7 @@ Counters and the histogram (counted by the process that does the work):
 Gauges, computed when scraped from what a caller registered with ``Metrics.watch_sources`` (absent when unknown):
 
 ``ingest_source_last_item_timestamp_seconds{source}``
-    When the newest file taken from the source had arrived (Unix time).
+    When the newest file seen in the source (taken by a run, or waiting now) had arrived (Unix time).
 ``ingest_source_last_success_timestamp_seconds{source}``
     When a sweep of the source last ended without error (Unix time).
 ``ingest_source_backlog_files{source}``
@@ -179,7 +181,8 @@ class Metrics:
         if self._files is None or self._errors is None:
             raise TypeError("these metrics serve stored totals: files are counted by the runs that take them")
         for record in records:
-            self._files.labels(record.source, record.outcome).inc()
+            if record.settled:  # storage trouble: the file is taken again later, and counted then
+                self._files.labels(record.source, record.outcome).inc()
             if record.error is not None:
                 self._errors.labels(record.source, record.error.get("check") or "unknown").inc()
 
@@ -226,7 +229,7 @@ class _SourceCollector(Collector):
     _GAUGES = (
         (
             "ingest_source_last_item_timestamp_seconds",
-            "When the newest file taken from the source had arrived (Unix time).",
+            "When the newest file seen in the source (taken, or waiting) had arrived (Unix time).",
         ),
         (
             "ingest_source_last_success_timestamp_seconds",
@@ -261,7 +264,7 @@ class _SourceCollector(Collector):
             try:
                 found = list(call())
             except Exception as exc:  # a scrape must not fail because one look at the sources did
-                log.warning("per-source gauges left out of this scrape: %s", exc, exc_info=True)
+                log.warning("per-source gauges left out of this scrape: %s", exc)
                 continue
             for one in found:
                 seen.setdefault(one.source, one)
@@ -292,7 +295,7 @@ class _StoredTotals(Collector):
         try:
             totals = self._totals()
         except Exception as exc:  # a scrape without these beats no scrape: the gap shows on the graphs
-            log.warning("stored file totals left out of this scrape: %s", exc, exc_info=True)
+            log.warning("stored file totals left out of this scrape: %s", exc)
             return
         files = CounterMetricFamily("ingest_files", _FILES_HELP, labels=["source", "outcome"])
         for source, counts in sorted(totals.files.items()):
@@ -369,6 +372,8 @@ class Serving(NamedTuple):
 
     server: WSGIServer
     thread: threading.Thread
+    #: Called by ``close()`` (e.g. to unregister the gauges it served).
+    on_close: Callable[[], None] | None = None
 
     @property
     def port(self) -> int:
@@ -380,9 +385,11 @@ class Serving(NamedTuple):
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
+        if self.on_close is not None:
+            self.on_close()
 
 
-def serve_http(metrics: Metrics, host: str, port: int) -> Serving:
+def serve_http(metrics: Metrics, host: str, port: int, *, on_close: Callable[[], None] | None = None) -> Serving:
     """Serve ``metrics`` over HTTP on ``host``:``port`` (0: any free port) from a background thread, at
     ``/metrics`` (prometheus_client answers any path the same), until ``close()``. A port that cannot be
     bound is a ``ConfigError``."""
@@ -390,4 +397,4 @@ def serve_http(metrics: Metrics, host: str, port: int) -> Serving:
         server, thread = start_http_server(port, addr=host, registry=metrics.registry)
     except OSError as exc:
         raise ConfigError(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}") from exc
-    return Serving(server, thread)
+    return Serving(server, thread, on_close)

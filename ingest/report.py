@@ -22,7 +22,7 @@ from typing import Any, BinaryIO, Literal, TextIO
 
 from pydantic import BaseModel, Field, PrivateAttr
 
-from ingest.errors import printable
+from ingest.errors import Check, printable
 from ingest.outcome import Outcome
 from ingest.settings import in_use
 
@@ -46,6 +46,12 @@ class FileRecord(BaseModel):
     moved_to: str | None = None
     error: dict[str, str | None] | None = None
     message: str | None = None
+
+    @property
+    def settled(self) -> bool:
+        """Whether this is the file's fate: a file storage kept failing for (check ``storage``) is left in its
+        source and taken again by a later run, so it counts among the refusals' checks, never as ``failed``."""
+        return self.error is None or self.error.get("check") != Check.STORAGE
 
     @classmethod
     def of(cls, source: str, outcome: Outcome) -> FileRecord:
@@ -115,7 +121,8 @@ class RunReport(BaseModel):
         """One file of the run: spooled (to disk past a small size), counted, and kept if it is an error."""
         self._log.add(record)
         counts, checks = self._by_source.setdefault(record.source, (Counter(), Counter()))
-        counts[record.outcome] += 1
+        if record.settled:
+            counts[record.outcome] += 1
         if record.error is not None:
             checks[record.error.get("check") or "unknown"] += 1
 

@@ -32,7 +32,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from tempfile import TemporaryFile
 from typing import TYPE_CHECKING, Protocol
 
@@ -110,6 +110,7 @@ def run_once(
     clock: Clock = utcnow,
     dispatcher: Dispatcher | None = None,
     dispatched: Dispatched | None = None,
+    recorded: dict[str, tuple[datetime, str | None]] | None = None,
 ) -> RunReport:
     """Sweep every source once and store the run's report (idle and failed runs included, when storage
     allows). A source that cannot be swept (a missing folder, a file where ``processed/`` belongs, a move
@@ -118,7 +119,8 @@ def run_once(
 
     With ``dispatcher`` the files are sent to workers (``ingest run --dispatch``) and, when it waits, their
     records are collected into this run's report. ``dispatched`` (or the dispatcher) tells which files
-    are already with the workers, so an in-process run skips them."""
+    are already with the workers, so an in-process run skips them. Each source's state (``ingest.status``) is
+    updated at the end; a watch passes ``recorded`` so that an idle source's is updated only now and then."""
     # A watch passes its committer (its lease owner) to every sweep; each sweep still has its own report.
     report_id = new_run_id(clock()) if committer else None
     committer = committer or Committer.configured(store, settings, clock=clock)
@@ -132,6 +134,8 @@ def run_once(
     )
     started = time.monotonic()
     swept: dict[str, tuple[datetime, float]] = {}  # per source: when its sweep began, and how long it took
+    run_error: str | None = None  # why the run failed, for every source (not one source's own error)
+    storage_down = False
     pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="sweep")
     try:
         store.ensure_bucket()
@@ -158,6 +162,9 @@ def run_once(
             raise SourceError(f"{len(report.source_errors)} source(s) could not be swept: {failed} (see above)")
     except RunError as exc:
         report.error = str(exc)
+        if not (isinstance(exc, SourceError) and report.source_errors):  # not just the sources' errors, summed
+            run_error = report.error
+        storage_down = isinstance(exc, StoreError)
         raise
     finally:
         pool.shutdown(wait=False)
@@ -169,7 +176,8 @@ def run_once(
             reporter.finished(report)
         if store_idle_report or not idle:
             _store_report(store, settings.prefix, report)
-        _record_states(store, settings.prefix, sources, report, swept, heartbeat=store_idle_report)
+        if not storage_down:  # each state write would only wait out its retries against a store that is down
+            _record_states(store, settings.prefix, sources, report, swept, run_error, recorded)
     return report
 
 
@@ -179,26 +187,31 @@ def _record_states(
     sources: Sequence[Source],
     report: RunReport,
     swept: dict[str, tuple[datetime, float]],
-    *,
-    heartbeat: bool,
+    run_error: str | None,
+    recorded: dict[str, tuple[datetime, str | None]] | None,
 ) -> None:
-    """Add each swept source's part of the run to its state (``ingest.status``): when it took files or failed,
-    or on a heartbeat (every run; a watch's idle sweep every ``IDLE_REPORT_SECONDS``)."""
+    """Add each swept source's part of the run to its state (``ingest.status``). A run records every source; a
+    watch (``recorded``: when it last recorded each source, and the error it recorded) records a source when it
+    took files, when its error changed (it failed, or recovered), and at least every ``IDLE_REPORT_SECONDS``."""
     finished = report.finished_at or report.started_at
     for source in sources:
         name = source.settings.name
         if name not in swept:
             continue
         began, seconds = swept[name]
+        ended = began + timedelta(seconds=seconds) if not report.dispatched else finished  # --wait: collecting too
         counts, errors, arrived, sent = report.tally(name)
         if sent:  # the workers count what they take (``ingest.engine``); the records a --wait run collects are theirs
             counts, errors = Counter(), Counter()
-        error = report.source_errors.get(name) or report.error
-        if not (heartbeat or counts or error or sent):
-            continue
-        sweep = StatusSweep(name, source.settings.location, report.run_id, began, finished, seconds, counts, errors)
+        error = report.source_errors.get(name) or run_error
+        if recorded is not None and not (counts or sent):
+            last = recorded.get(name)
+            if last is not None and last[1] == error and (ended - last[0]).total_seconds() < IDLE_REPORT_SECONDS:
+                continue
+        sweep = StatusSweep(name, source.settings.location, report.run_id, began, ended, seconds, counts, errors)
         sweep.last_item, sweep.error, sweep.dispatched = arrived, error, sent
-        record_state(store, prefix, sweep)
+        if record_state(store, prefix, sweep) and recorded is not None:
+            recorded[name] = (ended, error)
 
 
 def _store_report(store: Store, prefix: str, report: RunReport) -> None:
@@ -630,6 +643,7 @@ def watch(
     last_report: datetime | None = None
     # One run id for the whole watch: leases a failed sweep could not release are still its own.
     committer = committer or Committer.configured(store, settings, clock=clock)
+    recorded: dict[str, tuple[datetime, str | None]] = {}  # per source: when its state was last written, the error
     while not stop.is_set():
         if reload is not None and reload.requested.is_set():
             reload.requested.clear()
@@ -659,6 +673,7 @@ def watch(
                 clock=clock,
                 dispatcher=dispatcher,
                 dispatched=dispatched,
+                recorded=recorded,
             )
         except SourceError as exc:  # reported by the sweep; the other sources were swept
             failing, pause = str(exc), settings.poll_seconds

@@ -24,6 +24,7 @@ otherwise; a store that cannot be read raises ``StoreError`` (the CLI exits 2).
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections import Counter
@@ -91,7 +92,9 @@ class SourceState(BaseModel):
         if sweep.counts:
             hours[hour] = dict(Counter(hours.get(hour, {})) + sweep.counts)
         oldest = (sweep.finished_at - timedelta(hours=KEEP_HOURS)).astimezone(UTC).strftime(_HOUR)
+        # never later than the sweep: a clock ahead of ours (or a file dated in the future) must not stick forever
         arrived = datetime.fromtimestamp(sweep.last_item, UTC) if sweep.last_item is not None else None
+        arrived = min(arrived, sweep.finished_at) if arrived is not None else None
         last_item = max((t for t in (self.last_item_at, arrived) if t is not None), default=None)
         last, success = self.last_sweep, self.last_success_at
         if sweep.run_id is not None and (last is None or last.finished_at <= sweep.finished_at):
@@ -160,12 +163,15 @@ def read_state(store: Store, prefix: str, source: str) -> SourceState | None:
         return None
 
 
-def record(store: Store, prefix: str, sweep: Sweep) -> None:
-    """Add ``sweep`` to its source's stored state: read, merge, write only if nobody wrote between (then again).
-    Best effort: a store that fails is a warning, never the run's error."""
+def record(store: Store, prefix: str, sweep: Sweep) -> bool:
+    """Add ``sweep`` to its source's stored state: read, merge, write only if nobody wrote between (else again,
+    after a short random pause). Best effort: a store that fails is a warning, never the run's error. Whether
+    it was written."""
     key = status_key(prefix, sweep.source)
     try:
-        for _ in range(_UPDATE_TRIES):
+        for attempt in range(_UPDATE_TRIES):
+            if attempt:
+                time.sleep(random.uniform(0, 0.05 * 2**attempt))  # writers that collided spread out
             stored = store.get(key)
             state = None
             if stored is not None:
@@ -176,10 +182,11 @@ def record(store: Store, prefix: str, sweep: Sweep) -> None:
             base = state or SourceState(source=sweep.source, location=sweep.location)
             body = base.merged(sweep).model_dump_json(indent=2).encode() + b"\n"
             if store.replace(key, body, stored.etag if stored else None) is not None:
-                return
+                return True
         log.warning("%s: state of source %s not updated: other runs kept writing it", key, sweep.source)
     except StoreError as exc:
         log.warning("state of source %s not updated: %s", sweep.source, exc)
+    return False
 
 
 class FailedFileStatus(BaseModel):
@@ -218,10 +225,15 @@ class SourceStatus(BaseModel):
     last_item_at: datetime | None = Field(
         default=None, description="When the newest file seen had arrived: taken by a run, or waiting now."
     )
-    last_24h: dict[str, int] = Field(default_factory=dict, description="Files per outcome, the last 24 hours.")
+    last_24h: dict[str, int] = Field(
+        default_factory=dict,
+        description="Files per outcome in the last 24 hours, by whole UTC hours: this one and the 23 before.",
+    )
     backlog_files: int | None = Field(default=None, description="Files waiting at the top level; null: unknown.")
     oldest_file_age_seconds: float | None = Field(default=None, description="Age of the oldest of them.")
-    failed_count: int = Field(default=0, description="Files in failed/.")
+    failed_count: int | None = Field(
+        default=0, description="Files in failed/; null: unknown (it cannot be looked at)."
+    )
     failed_files: list[FailedFileStatus] = Field(
         default_factory=list, description=f"The newest {FAILED_SHOWN} of them, newest first."
     )
@@ -271,12 +283,16 @@ def _look_at(settings: Settings, store: Store, source: Source, now: datetime, fa
     problems: list[str] = []
     backlog: Backlog | None = None
     failed: list[FailedFile] = []
-    failed_count = 0
+    failed_count: int | None = None
     try:
         backlog = source.backlog(now.timestamp())
-        failed, failed_count = source.failed_files(failed_shown)
     except (SourceError, StoreError) as exc:
         problems.append(f"cannot be looked at: {exc}")
+    try:
+        failed, failed_count = source.failed_files(failed_shown)
+    except (SourceError, StoreError) as exc:
+        if f"cannot be looked at: {exc}" not in problems:
+            problems.append(f"its failed/ cannot be looked at: {exc}")
     if state.last_sweep is not None and state.last_sweep.error:
         problems.append(f"last sweep failed: {state.last_sweep.error}")
     if failed_count:
@@ -289,11 +305,14 @@ def _look_at(settings: Settings, store: Store, source: Source, now: datetime, fa
     quiet = False
     if quiet_after is not None:
         since = last_item or state.first_swept_at  # nothing ever arrived: quiet since it was first swept
-        if since is not None and (now - since).total_seconds() > quiet_after:
+        if since is None:  # no run has swept it: a watch that never started is no sign of life either
+            quiet = True
+            problems.append("quiet: no run has swept it yet, and nothing is waiting in it")
+        elif (now - since).total_seconds() > quiet_after:
             quiet = True
             what = "nothing has arrived" if last_item is None else "no file has arrived"
             problems.append(f"quiet: {what} for {age((now - since).total_seconds())} (quiet_after {age(quiet_after)})")
-    failing = failed_count > 0 or any(not p.startswith("quiet") for p in problems)
+    failing = bool(failed_count) or any(not p.startswith("quiet") for p in problems)
     oldest = backlog.oldest if backlog is not None else None
     return SourceStatus(
         name=name,
@@ -316,12 +335,12 @@ def _look_at(settings: Settings, store: Store, source: Source, now: datetime, fa
 
 
 def age(seconds: float) -> str:
-    """A duration for people: 45s, 12m, 3h 5m, 2d 4h."""
+    """A duration for people: 45s, 12m 5s, 3h 5m, 2d 4h."""
     s = int(seconds)
     if s < 60:
         return f"{s}s"
     if s < 3600:
-        return f"{s // 60}m"
+        return f"{s // 60}m {s % 60}s" if s % 60 else f"{s // 60}m"
     if s < 86400:
         return f"{s // 3600}h {s % 3600 // 60}m" if s % 3600 // 60 else f"{s // 3600}h"
     return f"{s // 86400}d {s % 86400 // 3600}h" if s % 86400 // 3600 else f"{s // 86400}d"
@@ -359,11 +378,11 @@ def _text(status: Status) -> str:
         else:
             oldest = f", oldest {age(s.oldest_file_age_seconds)} old" if s.oldest_file_age_seconds is not None else ""
             lines.append(f"  waiting        {s.backlog_files} file{'s' if s.backlog_files != 1 else ''}{oldest}")
-        lines.append(f"  failed/        {s.failed_count}")
+        lines.append(f"  failed/        {'unknown' if s.failed_count is None else s.failed_count}")
         for f in s.failed_files:
             why = f"{f.check}: {f.reason}" if f.check else (f.reason or "no reason recorded")
             lines.append(f"    {f.name}  ({why})")
-        if s.failed_count > len(s.failed_files):
+        if s.failed_count is not None and s.failed_count > len(s.failed_files):
             lines.append(f"    ... and {s.failed_count - len(s.failed_files)} more")
     verdict = "all sources healthy" if status.healthy else "some sources need attention"
     lines.append(f"{verdict}; checked {_when(status.checked_at)}")
@@ -372,46 +391,53 @@ def _text(status: Status) -> str:
 
 class Tallies:
     """Files taken outside a sweep (``ingest worker`` tasks) added to their sources' states: a state update per
-    task would double a task's writes, so counts gather here and are written at most every ``every`` seconds
-    (at the end of a task once that long has passed, else by a timer). A worker process killed outright loses
-    the counts of its last ``every`` seconds; a dispatching sweep records the rest of the state itself."""
+    task would double a task's writes, so counts gather here and a timer writes them ``every`` seconds, off the
+    task's path (a task never waits on this bookkeeping). Counts a write could not get in wait for the next.
+    A worker process killed outright loses the counts of its last ``every`` seconds (the files are safe: this
+    is bookkeeping); a dispatching sweep records the rest of the state itself."""
 
     def __init__(self, every: float = 5.0) -> None:
         self.every = every
         self._lock = threading.Lock()
         self._pending: dict[tuple[int, str, str], tuple[Store, Sweep]] = {}
-        self._last = time.monotonic()
         self._timer: threading.Timer | None = None
 
     def add(
         self, store: Store, prefix: str, source: str, location: str, counts: Counter[str], errors: Counter[str]
     ) -> None:
-        """Count these files of ``source`` (in ``store`` under ``prefix``); written soon."""
+        """Count these files of ``source`` (in ``store`` under ``prefix``); written within ``every`` seconds."""
         with self._lock:
-            key = (id(store), prefix, source)
-            held = self._pending.get(key)
-            if held is None:
-                now = datetime.now(UTC)
-                held = (store, Sweep(source, location, None, now, now, 0.0))
-                self._pending[key] = held
-            held[1].counts.update(counts)
-            held[1].errors.update(errors)
-            held[1].finished_at = datetime.now(UTC)
-            due = time.monotonic() - self._last >= self.every
-            if not due and self._timer is None:
+            self._merge(store, prefix, Sweep(source, location, None, datetime.now(UTC), datetime.now(UTC), 0.0))
+            _, sweep = self._pending[(id(store), prefix, source)]
+            sweep.counts.update(counts)
+            sweep.errors.update(errors)
+            if self._timer is None:
                 self._timer = threading.Timer(self.every, self.flush)
                 self._timer.daemon = True
                 self._timer.start()
-        if due:
-            self.flush()
+
+    def _merge(self, store: Store, prefix: str, sweep: Sweep) -> None:
+        key = (id(store), prefix, sweep.source)
+        held = self._pending.get(key)
+        if held is None:
+            self._pending[key] = (store, sweep)
+            return
+        held[1].counts.update(sweep.counts)
+        held[1].errors.update(sweep.errors)
+        held[1].finished_at = max(held[1].finished_at, sweep.finished_at)
 
     def flush(self) -> None:
-        """Write what has gathered."""
+        """Write what has gathered; what cannot be written now is kept for the next time."""
         with self._lock:
             pending, self._pending = self._pending, {}
-            self._last = time.monotonic()
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-        for (_, prefix, _), (store, sweep) in pending.items():
-            record(store, prefix, sweep)
+            self._timer = None
+        failed = [(store, prefix, sweep) for (_, prefix, _), (store, sweep) in pending.items()
+                  if not record(store, prefix, sweep)]  # fmt: skip
+        if failed:
+            with self._lock:
+                for store, prefix, sweep in failed:
+                    self._merge(store, prefix, sweep)
+                if self._timer is None:
+                    self._timer = threading.Timer(self.every, self.flush)
+                    self._timer.daemon = True
+                    self._timer.start()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ingest.api import open_sources, status
-from ingest.errors import StoreDenied
+from ingest.errors import SourceError, StoreDenied
 from ingest.keys import status_key
 from ingest.report import Reporter
 from ingest.runner import run_once, watch
@@ -104,8 +104,12 @@ def test_a_source_nothing_ever_arrived_in_is_quiet_counted_from_its_first_sweep(
     store, drop = MemoryStore(), tmp_path / "drop"
     drop.mkdir()
     settings = settings_for(SourceSettings(name="wires", location=str(drop), quiet_after=600))
-    never_swept = look(store, settings, NOW)
-    assert never_swept["sources"][0]["last_sweep"] is None and never_swept["exit_code"] == 0  # type: ignore[index]
+    never_swept = look(store, settings, NOW)  # a watch that never started is no sign of life
+    (wires,) = never_swept["sources"]  # type: ignore[misc]
+    assert wires["last_sweep"] is None and wires["state"] == "quiet" and never_swept["exit_code"] == 1
+    assert wires["problems"] == ["quiet: no run has swept it yet, and nothing is waiting in it"]
+    plain = settings_for(SourceSettings(name="wires", location=str(drop)))
+    assert look(store, plain, NOW)["exit_code"] == 0  # without quiet_after, nothing to say
     run(store, settings)
     assert look(store, settings, NOW + timedelta(minutes=5))["exit_code"] == 0
     (wires,) = look(store, settings, NOW + timedelta(minutes=11))["sources"]  # type: ignore[misc]
@@ -245,7 +249,59 @@ def test_a_workers_counts_gather_and_are_written_soon_without_making_a_sweep() -
     assert state is not None
     assert state.totals == {"created": 1, "failed": 1} and state.error_totals == {"parse": 1}
     assert state.last_sweep is None and state.last_success_at is None  # a worker's task is not a sweep
-    time.sleep(0.25)
-    tallies.add(store, PREFIX, "wires", "/in", Counter(created=1), Counter())  # due: written at once
+
+    # counts a write cannot get in are kept for the next one
+    faulty = FaultyStore(store, rate=1.0, exc_type=StoreDenied)
+    tallies = Tallies(every=60)
+    tallies.add(faulty, PREFIX, "wires", "/in", Counter(created=1), Counter())
+    tallies.flush()
+    faulty.rate = 0.0
+    tallies.flush()
     state = read_state(store, PREFIX, "wires")
     assert state is not None and state.totals == {"created": 2, "failed": 1}
+
+
+def test_a_source_that_cannot_be_swept_does_not_mark_the_others_failing(tmp_path: Path) -> None:
+    store, drop = MemoryStore(), tmp_path / "drop"
+    fill(drop, 1)
+    settings = settings_for(
+        SourceSettings(name="fine", location=str(drop), settle_seconds=1),
+        SourceSettings(name="gone", location=str(tmp_path / "missing")),
+    )
+    with pytest.raises(SourceError):
+        run(store, settings)
+    data = look(store, settings, NOW)
+    fine, gone = data["sources"]  # type: ignore[misc]
+    assert fine["state"] == "healthy" and fine["last_sweep"]["error"] is None, fine["problems"]
+    assert gone["state"] == "failing" and "is not a folder" in gone["last_sweep"]["error"]
+
+
+def test_a_watch_records_an_idle_source_now_and_then_and_at_once_when_it_fails_or_recovers(tmp_path: Path) -> None:
+    store, busy, idle = MemoryStore(), tmp_path / "busy", tmp_path / "idle"
+    busy.mkdir()
+    settings = settings_for(
+        SourceSettings(name="busy", location=str(busy), settle_seconds=0),
+        SourceSettings(name="idle", location=str(idle), settle_seconds=0),
+    ).model_copy(update={"poll_seconds": 0.01})
+    sources = open_sources(settings, open_store=lambda bucket: store)
+    clock = [NOW]
+    stop, sweeps = threading.Event(), []
+
+    def after() -> None:  # each sweep: a file for busy, a minute on the clock; idle vanishes, then comes back
+        sweeps.append(1)
+        n = len(sweeps)
+        (busy / f"s-{n}.txt").write_text(story(n))
+        clock[0] += timedelta(minutes=1)
+        if n == 3:
+            idle.mkdir()
+        if n == 12:
+            stop.set()
+
+    reporter = Reporter("text", out=io.StringIO())
+    watch(settings, store, sources, reporter, stop, after_sweep=after, clock=lambda: clock[0])
+    state = read_state(store, PREFIX, "idle")
+    assert state is not None and state.last_sweep is not None
+    assert state.last_sweep.error is None  # recovered, and recorded at once though it took nothing
+    # idle for 8 minutes after that, busy taking a file every minute: still recorded at least every 5 minutes
+    assert (clock[0] - state.last_sweep.finished_at) <= timedelta(minutes=5, seconds=30)
+    assert state.last_success_at is not None and state.last_success_at > NOW + timedelta(minutes=4)

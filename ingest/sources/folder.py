@@ -94,9 +94,8 @@ class Folder(ReadMemory[tuple[int, int, int, int]]):  # a file as read: (device,
             if self._too_young(info, now) is not None or not self._announced(path, info):
                 waiting.append(str(path))
                 continue
-            yield Candidate(
-                str(path), name, info.st_size, str(path), is_link=is_link, listed=_identity(info), arrived=info.st_mtime
-            )
+            listed, arrived = _identity(info), _arrived(info)
+            yield Candidate(str(path), name, info.st_size, str(path), is_link=is_link, listed=listed, arrived=arrived)
 
     def _count_below(self, folder: Path) -> int:
         """Files at any depth in ``folder`` that would be input at the top level: not hidden or temporary,
@@ -229,7 +228,7 @@ class Folder(ReadMemory[tuple[int, int, int, int]]):  # a file as read: (device,
                     try:
                         if entry.is_dir(follow_symlinks=False):
                             continue  # never input (counted by a run as not taken)
-                        yield entry.stat(follow_symlinks=False).st_mtime
+                        yield min(_arrived(entry.stat(follow_symlinks=False)), now)
                     except FileNotFoundError:
                         continue  # taken meanwhile
 
@@ -402,6 +401,12 @@ class _Packed:
 
 def _name(key: bytes) -> str:
     return os.fsdecode(key[8:])
+
+
+def _arrived(info: os.stat_result) -> float:
+    """When a file came into the folder, as near as a stat tells: its mtime, or its ctime when later (a copy
+    that kept an old mtime, ``cp -p`` or ``rsync -a``, or a rename into the folder, still changes the ctime)."""
+    return max(info.st_mtime, info.st_ctime)
 
 
 def _identity(info: os.stat_result) -> tuple[int, int, int, int]:

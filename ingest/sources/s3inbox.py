@@ -116,7 +116,7 @@ class S3Inbox(ReadMemory[str]):  # an object as read: its ETag (a re-upload sinc
             name = entry.key[len(self.prefix) :]
             if not isinstance(entry, ListedObject) or not name or ignored(name) or (marker and name.endswith(marker)):
                 continue
-            times.append(entry.modified if entry.modified is not None else now)
+            times.append(min(entry.modified, now) if entry.modified is not None else now)
         return Backlog.of(times)
 
     def failed_files(self, limit: int) -> tuple[list[FailedFile], int]:

@@ -33,7 +33,7 @@ from ingest.errors import IngestError, InvalidDocument, NotFound, StoreError, pr
 from ingest.keys import run_key, status_key
 from ingest.metrics import Metrics, Totals
 from ingest.report import RunReport
-from ingest.settings import Settings, pick_sources
+from ingest.settings import Settings
 from ingest.status import Status, age
 from ingest.stores.base import Store
 from ingest.versioning import safe_id
@@ -190,8 +190,8 @@ class _Pages:
     def article(self, request: Request) -> Response:
         raw = request.path_params["id"]
         article_id = self._article_id(raw)
-        if article_id != raw:  # "ferry strike" is ferry-strike, as ingest made it
-            return RedirectResponse(article_path(article_id), status_code=308)
+        if article_id != raw:  # "ferry strike" is ferry-strike, as ingest made it (307: never remembered)
+            return RedirectResponse(article_path(article_id), status_code=307)
         latest = self.archive.document(article_id)
         history = self.archive.history(article_id)
         return self.page("article.html", doc=latest, history=history, renditions=self.renditions)
@@ -249,7 +249,9 @@ class _Pages:
 
     def metrics(self, request: Request) -> Response:
         try:
-            status = api.status(self.settings, self.store, open_store=self.open_store, clock=self.clock)
+            status = api.status(
+                self.settings, self.store, open_store=self.open_store, clock=self.clock, failed_shown=0
+            )  # the gauges count failed/, they need no reasons
         except IngestError as exc:
             return PlainTextResponse(f"metrics unavailable: {exc}\n", status_code=503)
         body, content_type = _exposition(status, request.headers.get("accept", ""))
@@ -277,7 +279,8 @@ class _Pages:
         return RedirectResponse("/?" + urlencode({"retried": name, "source": source}), status_code=303)
 
     def _put_back(self, source: str, name: str) -> None:
-        api.retry_failed(pick_sources(self.settings, [source]), [name], open_store=self.open_store)
+        only = self.settings.model_copy(update={"sources": [s for s in self.settings.sources if s.name == source]})
+        api.retry_failed(only, [name], open_store=self.open_store)
 
     # ------------------------------------------------------------------------------------------ errors
 

@@ -21,14 +21,17 @@ log = logging.getLogger("ingest.web")
 
 def run(settings: Settings, host: str, port: int, *, token: str | None) -> None:
     """``ingest.web.serve``."""
-    store = api.open_store(settings)
-    api.open_sources(settings)  # no sources, a bad rule, an inbox overlapping the store: said now, not per page
+    # One store per bucket for the life of the server, trying a request only briefly: a page or a probe says
+    # storage is down within seconds rather than after a minute of retries.
+    open_store = api.store_cache(settings)
+    store = open_store(settings.bucket)
+    api.open_sources(settings, open_store)  # no sources, a bad rule, an inbox overlapping the store: said now
     loopback = is_loopback(host)
     sock = bind(host, port)
     where = f"http://{f'[{host}]' if ':' in host else host}:{sock.getsockname()[1]}/"
     if not loopback:
         log.warning("serving on %s, which is not loopback: anyone who can reach it can read the stories", where)
-    app = create_app(settings, store, token=token, hosts=LOOPBACK_NAMES if loopback else None)
+    app = create_app(settings, store, open_store=open_store, token=token, hosts=LOOPBACK_NAMES if loopback else None)
     # log_config=None: uvicorn's loggers go through ingest's logging (text or JSON lines, errors only)
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", server_header=False)
     log.info(
