@@ -279,6 +279,7 @@ def start_worker(
     pool: str = "prefork",
     events: bool = False,
     metrics_port: int | None = None,
+    metrics_host: str = "0.0.0.0",
 ) -> int:
     """``ingest worker``: run a Celery worker for ingest's tasks until it is stopped; with ``metrics_port``, its
     Prometheus metrics (summed over its task processes) are served on that port."""
@@ -292,6 +293,7 @@ def start_worker(
         pool=pool,
         events=events,
         metrics_port=metrics_port,
+        metrics_host=metrics_host,
     )
 
 

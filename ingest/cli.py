@@ -401,7 +401,7 @@ def build_parser(given: Mapping[str, str | None] | None = None) -> argparse.Argu
     p.add_argument("--events", action="store_true", help="send task events (for Flower or `celery events`)")
     p.add_argument("--beat", action="store_true", help="also run Celery beat: a dispatching sweep every poll_seconds")
     p.add_argument("--loglevel", default="INFO", metavar="LEVEL", help="Celery's log level (default INFO)")
-    _metrics_flags(p, "this worker's (summed over its task processes)", host=False)
+    _metrics_flags(p, "this worker's (summed over its task processes)")
     p = command(
         "retry-failed",
         "put refused files back into their source for the next run",
@@ -531,21 +531,20 @@ def _dispatch_flags(parser: argparse.ArgumentParser, *, wait: bool) -> None:
         )
 
 
-def _metrics_flags(parser: argparse.ArgumentParser, whose: str, *, host: bool = True) -> None:
+def _metrics_flags(parser: argparse.ArgumentParser, whose: str) -> None:
     parser.add_argument(
         "--metrics-port",
         type=int,
         metavar="PORT",
         help=f"serve {whose} Prometheus metrics at http://HOST:PORT/metrics (default: off)",
     )
-    if host:
-        parser.add_argument(
-            "--metrics-host",
-            default="0.0.0.0",
-            metavar="HOST",
-            help="the address the metrics listen on (default 0.0.0.0, every interface: Prometheus scrapes from "
-            "elsewhere; the metrics hold source names and counts, no story text)",
-        )
+    parser.add_argument(
+        "--metrics-host",
+        default="0.0.0.0",
+        metavar="HOST",
+        help="the address the metrics listen on (default 0.0.0.0, every interface: Prometheus scrapes from "
+        "elsewhere; the metrics hold source names and counts, no story text)",
+    )
 
 
 def _source_flag(parser: argparse.ArgumentParser, help_text: str) -> None:
@@ -822,6 +821,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         pool=args.pool,
         events=args.events,
         metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
     )
 
 

@@ -710,6 +710,7 @@ def worker_main(
     pool: str = "prefork",
     events: bool = False,
     metrics_port: int | None = None,
+    metrics_host: str = "0.0.0.0",
 ) -> int:
     """``ingest worker``: a Celery worker consuming the ingest queue (returns when it stops). ``prefork``
     (the default) runs each task in a process of its own; ``threads`` runs many tasks side by side in one
@@ -744,17 +745,13 @@ def worker_main(
     if metrics_port is None:
         app.worker_main(argv)
         return 0
-    with _metrics_served(metrics_port):
+    with _metrics_served(metrics_host, metrics_port):
         app.worker_main(argv)
     return 0
 
 
-#: Where a worker serves its metrics: every interface, as exporters do, since Prometheus scrapes from elsewhere.
-METRICS_HOST = "0.0.0.0"
-
-
 @contextmanager
-def _metrics_served(port: int) -> Iterator[None]:
+def _metrics_served(host: str, port: int) -> Iterator[None]:
     """``ingest worker --metrics-port``: the prefork pool's children are forked after this begins, so they count
     into the files of ``metrics.multiprocess()``; this process serves the sum on ``port``, each child marks
     itself dead as it exits, and the files are removed when the worker stops."""
@@ -763,8 +760,8 @@ def _metrics_served(port: int) -> Iterator[None]:
     with metrics.multiprocess() as counted:
         # weak=False: Celery holds the handler; the uid keeps a second worker_main in one process from doubling it.
         worker_process_shutdown.connect(_process_ended, weak=False, dispatch_uid="ingest.metrics")
-        serving = metrics.serve_http(counted, METRICS_HOST, port)
-        log.info("metrics at http://%s:%d/metrics", METRICS_HOST, serving.port)
+        serving = metrics.serve_http(counted, host, port)
+        log.info("metrics at http://%s:%d/metrics", host, serving.port)
         try:
             yield
         finally:
