@@ -940,7 +940,12 @@ def _cmd_retry_failed(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    report = status(_settings(args))
+    try:
+        report = status(_settings(args))
+    except RunError as exc:
+        if args.json:  # a probe that parses stdout still gets an object, saying why (and on stderr, as always)
+            print(json.dumps({"healthy": False, "error": str(exc), "exit_code": EXIT_RUN_FAILED}), flush=True)
+        raise
     print(report.model_dump_json(indent=2) if args.json else report.text(), flush=True)
     return report.exit_code
 

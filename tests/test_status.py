@@ -232,6 +232,9 @@ def test_the_cli_reports_a_drop_folder_and_an_s3_inbox_and_exits_0_1_2(
     denied = {**cli_env, "AWS_SECRET_ACCESS_KEY": "wrong"}
     broken = cli("status", "--config", str(config), env=denied)
     assert broken.returncode == 2 and broken.stderr.startswith("error: ")
+    probe = cli("status", "--json", "--config", str(config), env=denied)  # a probe parsing stdout gets an object
+    assert probe.returncode == 2 and json.loads(probe.stdout)["healthy"] is False
+    assert "access denied" in json.loads(probe.stdout)["error"]
 
 
 def test_a_workers_counts_gather_and_are_written_soon_without_making_a_sweep() -> None:
