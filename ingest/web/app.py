@@ -32,7 +32,7 @@ from ingest.clock import Clock
 from ingest.errors import IngestError, InvalidDocument, NotFound, StoreError, printable
 from ingest.keys import run_key, status_key
 from ingest.metrics import Metrics, Totals
-from ingest.report import REDACTOR, RunReport
+from ingest.report import RunReport
 from ingest.settings import Settings
 from ingest.status import Status, age
 from ingest.stores.base import Store
@@ -150,8 +150,6 @@ class _Pages:
         return HTMLResponse(html, status_code=status_code)
 
     def problem(self, status_code: int, title: str, message: str) -> HTMLResponse:
-        # an error's text may quote a request: what is kept out of the logs is kept off the page too
-        message = REDACTOR.redact(message)
         return self.page("problem.html", status_code, title=title, message=message, code=status_code)
 
     def _article_id(self, raw: str) -> str:
