@@ -328,18 +328,18 @@ def serve_metrics(
     lock = threading.Lock()
     cached: list[SourceGauges] = []
     looked = [float("-inf")]  # when, on the monotonic clock
-    quick: dict[int, tuple[Store, list[Source]]] = {}  # the watch's settings (by identity) as a look opens them
+    quick: list[tuple[Settings, Store, list[Source]]] = []  # the watch's settings, as a look opens them
 
     def current() -> list[SourceGauges]:
         with lock:
             if time.monotonic() - looked[0] >= fresh_seconds:
                 looked[0] = time.monotonic()  # a failed look is not tried again at every scrape either
+                cached.clear()  # and leaves no gauges from before it to be served as current
                 settings, _store, _sources = looked_at()
-                if id(settings) not in quick:  # at the start and after a reload: stores with a short budget
+                if not quick or quick[0][0] is not settings:  # at the start and after a reload: short budgets
                     opened = store_cache(settings)
-                    quick.clear()
-                    quick[id(settings)] = (opened(settings.bucket), open_sources(looking(settings), opened))
-                store, sources = quick[id(settings)]
+                    quick[:] = [(settings, opened(settings.bucket), open_sources(looking(settings), opened))]
+                _, store, sources = quick[0]
                 cached[:] = gauges(look_at_sources(looking(settings), store, sources, clock(), failed_shown=0))
             return list(cached)
 

@@ -49,6 +49,7 @@ from ingest.errors import (
     SourceChanged,
     SourceError,
     StoreError,
+    StoreUnavailable,
     Transient,
 )
 from ingest.keys import run_key, store_folders
@@ -135,7 +136,7 @@ def run_once(
     started = time.monotonic()
     swept: dict[str, tuple[datetime, float]] = {}  # per source: when its sweep began, and how long it took
     run_error: str | None = None  # why the run failed, for every source (not one source's own error)
-    storage_down = False
+    storage_down = interrupted = False
     pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="sweep")
     try:
         store.ensure_bucket()
@@ -164,7 +165,10 @@ def run_once(
         report.error = str(exc)
         if not (isinstance(exc, SourceError) and report.source_errors):  # not just the sources' errors, summed
             run_error = report.error
-        storage_down = isinstance(exc, StoreError)
+        storage_down = isinstance(exc, StoreUnavailable)
+        raise
+    except BaseException:  # a second Ctrl-C, or a bug: nothing to record as the sweep's outcome
+        interrupted = True
         raise
     finally:
         pool.shutdown(wait=False)
@@ -176,8 +180,8 @@ def run_once(
             reporter.finished(report)
         if store_idle_report or not idle:
             _store_report(store, settings.prefix, report)
-        if not storage_down:  # each state write would only wait out its retries against a store that is down
-            _record_states(store, settings.prefix, sources, report, swept, run_error, recorded)
+        if not interrupted:
+            _record_states(store, settings.prefix, sources, report, swept, run_error, recorded, storage_down)
     return report
 
 
@@ -189,10 +193,13 @@ def _record_states(
     swept: dict[str, tuple[datetime, float]],
     run_error: str | None,
     recorded: dict[str, tuple[datetime, str | None]] | None,
+    storage_down: bool = False,
 ) -> None:
     """Add each swept source's part of the run to its state (``ingest.status``). A run records every source; a
     watch (``recorded``: when it last recorded each source, and the error it recorded) records a source when it
-    took files, when its error changed (it failed, or recovered), and at least every ``IDLE_REPORT_SECONDS``."""
+    took files, when its error changed (it failed, or recovered), and at least every ``IDLE_REPORT_SECONDS``.
+    When storage was unreachable (``storage_down``), only the sources that took files are tried, and none after a
+    write that fails: each would wait out its retries against a store that is down."""
     finished = report.finished_at or report.started_at
     for source in sources:
         name = source.settings.name
@@ -204,14 +211,19 @@ def _record_states(
         if sent:  # the workers count what they take (``ingest.engine``); the records a --wait run collects are theirs
             counts, errors = Counter(), Counter()
         error = report.source_errors.get(name) or run_error
-        if recorded is not None and not (counts or sent):
+        if storage_down and not (counts or errors):
+            continue
+        if recorded is not None and not (counts or errors or sent):
             last = recorded.get(name)
             if last is not None and last[1] == error and (ended - last[0]).total_seconds() < IDLE_REPORT_SECONDS:
                 continue
         sweep = StatusSweep(name, source.settings.location, report.run_id, began, ended, seconds, counts, errors)
         sweep.last_item, sweep.error, sweep.dispatched = arrived, error, sent
-        if record_state(store, prefix, sweep) and recorded is not None:
+        written = record_state(store, prefix, sweep)
+        if written and recorded is not None:
             recorded[name] = (ended, error)
+        if not written and storage_down:
+            return
 
 
 def _store_report(store: Store, prefix: str, report: RunReport) -> None:

@@ -399,6 +399,8 @@ class Tallies:
     def __init__(self, every: float = 5.0) -> None:
         self.every = every
         self._lock = threading.Lock()
+        #: Held across a flush's swap and writes, so a flush at shutdown waits for the timer's one in hand.
+        self._writing = threading.Lock()
         self._pending: dict[tuple[int, str, str], tuple[Store, Sweep]] = {}
         self._timer: threading.Timer | None = None
 
@@ -427,12 +429,14 @@ class Tallies:
         held[1].finished_at = max(held[1].finished_at, sweep.finished_at)
 
     def flush(self) -> None:
-        """Write what has gathered; what cannot be written now is kept for the next time."""
-        with self._lock:
-            pending, self._pending = self._pending, {}
-            self._timer = None
-        failed = [(store, prefix, sweep) for (_, prefix, _), (store, sweep) in pending.items()
-                  if not record(store, prefix, sweep)]  # fmt: skip
+        """Write what has gathered (after any flush already writing); what cannot be written now is kept for the
+        next time."""
+        with self._writing:
+            with self._lock:
+                pending, self._pending = self._pending, {}
+                self._timer = None
+            failed = [(store, prefix, sweep) for (_, prefix, _), (store, sweep) in pending.items()
+                      if not record(store, prefix, sweep)]  # fmt: skip
         if failed:
             with self._lock:
                 for store, prefix, sweep in failed:

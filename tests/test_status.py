@@ -308,3 +308,21 @@ def test_a_watch_records_an_idle_source_now_and_then_and_at_once_when_it_fails_o
     # idle for 8 minutes after that, busy taking a file every minute: still recorded at least every 5 minutes
     assert (clock[0] - state.last_sweep.finished_at) <= timedelta(minutes=5, seconds=30)
     assert state.last_success_at is not None and state.last_success_at > NOW + timedelta(minutes=4)
+
+
+def test_an_inbox_whose_store_is_down_still_leaves_the_sources_swept_before_it_recorded(tmp_path: Path) -> None:
+    from ingest.errors import StoreUnavailable
+
+    store, drop = MemoryStore(), tmp_path / "drop"
+    fill(drop, 3)
+    inbox = FaultyStore(MemoryStore("inbox"), rate=1.0, operations=frozenset({"list_level"}))
+    settings = settings_for(
+        SourceSettings(name="a", location=str(drop), settle_seconds=1),
+        SourceSettings(name="b", location="s3://inbox/in/", settle_seconds=0),
+    )
+    sources = open_sources(settings, open_store=lambda bucket: inbox if bucket == "inbox" else store)
+    with pytest.raises(StoreUnavailable):
+        run_once(settings, store, sources, Reporter("text", out=io.StringIO()), clock=lambda: NOW)
+    state = read_state(store, PREFIX, "a")
+    assert state is not None and state.totals == {"created": 3}  # a's files are stored: so is what it took
+    assert read_state(store, PREFIX, "b") is None  # b took nothing: not tried against a store that is down
