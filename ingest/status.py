@@ -189,28 +189,6 @@ def record(store: Store, prefix: str, sweep: Sweep) -> bool:
     return False
 
 
-class FailedFileStatus(BaseModel):
-    """A file in ``failed/`` and why it is there."""
-
-    name: str
-    location: str
-    check: str | None = None
-    reason: str | None = None
-    field: str | None = None
-    failed_at: str | None = None
-
-    @classmethod
-    def of(cls, failed: FailedFile) -> FailedFileStatus:
-        return cls(
-            name=failed.name,
-            location=failed.location,
-            check=failed.check,
-            reason=failed.reason,
-            field=failed.field,
-            failed_at=failed.failed_at,
-        )
-
-
 class SourceStatus(BaseModel):
     """One source, as ``ingest status --json`` reports it."""
 
@@ -234,7 +212,7 @@ class SourceStatus(BaseModel):
     failed_count: int | None = Field(
         default=0, description="Files in failed/; null: unknown (it cannot be looked at)."
     )
-    failed_files: list[FailedFileStatus] = Field(
+    failed_files: list[FailedFile] = Field(
         default_factory=list, description=f"The newest {FAILED_SHOWN} of them, newest first."
     )
     totals: dict[str, int] = Field(default_factory=dict, description="Files per outcome since the first sweep.")
@@ -328,7 +306,7 @@ def _look_at(settings: Settings, store: Store, source: Source, now: datetime, fa
         backlog_files=backlog.files if backlog is not None else None,
         oldest_file_age_seconds=round(max(0.0, now.timestamp() - oldest), 3) if oldest is not None else None,
         failed_count=failed_count,
-        failed_files=[FailedFileStatus.of(f) for f in failed],
+        failed_files=failed,
         totals=state.totals,
         error_totals=state.error_totals,
     )
