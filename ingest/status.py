@@ -324,7 +324,8 @@ def age(seconds: float) -> str:
     return f"{s // 86400}d {s % 86400 // 3600}h" if s % 86400 // 3600 else f"{s // 86400}d"
 
 
-def _when(moment: datetime | None) -> str:
+def when(moment: datetime | None) -> str:
+    """A moment for people, in UTC to the second (``ingest status``, the page); ``never`` for None."""
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment is not None else "never"
 
 
@@ -344,9 +345,9 @@ def _text(status: Status) -> str:
                 counts += f"{', ' if counts else ''}{sweep.dispatched} sent to workers"
             counts = counts or "no files"
             ago = age((now - sweep.finished_at).total_seconds())
-            lines.append(f"  last sweep     {_when(sweep.finished_at)} ({ago} ago), {sweep.seconds:.1f} s: {counts}")
+            lines.append(f"  last sweep     {when(sweep.finished_at)} ({ago} ago), {sweep.seconds:.1f} s: {counts}")
         lines.append(
-            f"  last item      {_when(s.last_item_at)}"
+            f"  last item      {when(s.last_item_at)}"
             + (f" ({age((now - s.last_item_at).total_seconds())} ago)" if s.last_item_at else "")
         )
         day = ", ".join(f"{n} {w}" for w, n in s.last_24h.items()) or "none"
@@ -363,7 +364,7 @@ def _text(status: Status) -> str:
         if s.failed_count is not None and s.failed_count > len(s.failed_files):
             lines.append(f"    ... and {s.failed_count - len(s.failed_files)} more")
     verdict = "all sources healthy" if status.healthy else "some sources need attention"
-    lines.append(f"{verdict}; checked {_when(status.checked_at)}")
+    lines.append(f"{verdict}; checked {when(status.checked_at)}")
     return "\n".join(lines)
 
 

@@ -32,16 +32,14 @@ from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING
 
 from ingest.clock import Clock, utcnow
-from ingest.settings import UI_TOKEN_ENV, Settings
+from ingest.settings import Settings
 from ingest.stores.base import Store
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
-__all__ = ["LOOPBACK_NAMES", "TOKEN_ENV", "create_app", "is_loopback", "serve"]
+__all__ = ["LOOPBACK_NAMES", "create_app", "is_loopback", "serve"]
 
-#: The environment variable holding the token that switches Retry on (read by ``ingest.settings.ui_token``).
-TOKEN_ENV = UI_TOKEN_ENV
 #: The host names a loopback-bound server answers to.
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 

@@ -34,7 +34,7 @@ from ingest.keys import run_key, status_key
 from ingest.metrics import Metrics, Totals
 from ingest.report import RunReport
 from ingest.settings import Settings
-from ingest.status import Status, age
+from ingest.status import Status, age, when
 from ingest.stores.base import Store
 from ingest.versioning import safe_id
 from ingest.web.guard import CSRF_COOKIE, CSRF_FIELD, DISABLED, TOKEN_FIELD, Guard, new_session
@@ -87,7 +87,7 @@ def _templates() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(
-        when=_when,
+        when=when,
         stamp=_stamp,
         age=lambda seconds: age(seconds) if seconds is not None else "unknown",
         counts=_counts,
@@ -95,10 +95,6 @@ def _templates() -> Environment:
         article=article_path,
     )
     return env
-
-
-def _when(moment: datetime | None) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment is not None else "never"
 
 
 def _stamp(text: str | None) -> str:
@@ -109,7 +105,7 @@ def _stamp(text: str | None) -> str:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return text
-    return _when(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    return when(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
 
 
 def _counts(counts: Mapping[str, int] | None) -> str:

@@ -13,8 +13,8 @@ import uvicorn
 
 from ingest import api
 from ingest.errors import RunError
-from ingest.settings import Settings
-from ingest.web import LOOPBACK_NAMES, TOKEN_ENV, create_app, is_loopback
+from ingest.settings import UI_TOKEN_ENV, Settings
+from ingest.web import LOOPBACK_NAMES, create_app, is_loopback
 
 log = logging.getLogger("ingest.web")
 
@@ -38,7 +38,7 @@ def run(settings: Settings, host: str, port: int, *, token: str | None) -> None:
         "serving %s on %s (retry %s); stop with Ctrl-C or SIGTERM",
         settings.in_use(),
         where,
-        "on: the token is needed" if token else f"off: ${TOKEN_ENV} is not set",
+        "on: the token is needed" if token else f"off: ${UI_TOKEN_ENV} is not set",
     )
     with sock:
         _Server(config).run(sockets=[sock])
